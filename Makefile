@@ -1,0 +1,37 @@
+# Entry points for a fresh machine. `make test` is the test command CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch 2.13.0 is installed first and pinned, so nothing pulls a CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup test test-all lint docs demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]" "$(TORCH)"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
+demo: setup
+	$(VENV)/bin/recurrent-params demo --out results
+
+bench: setup
+	$(PY) benchmarks/scan.py
+	$(PY) benchmarks/hessian.py
+	$(PY) benchmarks/lsc.py
+
+clean:
+	rm -rf $(VENV) site results .pytest_cache .ruff_cache

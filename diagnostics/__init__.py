@@ -1,0 +1,3 @@
+"""diagnostics: transition radii, memory sensitivity, Hessian structure, effective learning rates."""
+
+__all__: list[str] = []
