@@ -23,7 +23,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 docs: setup
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 demo: setup
 	$(VENV)/bin/recurrent-params demo --out results

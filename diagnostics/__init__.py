@@ -1,3 +1,3 @@
-"""diagnostics: transition radii, memory sensitivity, Hessian structure, effective learning rates."""
+"""diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 __all__: list[str] = []
