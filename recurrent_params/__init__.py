@@ -5,8 +5,17 @@ References:
     the end of the story", arXiv 2405.21064.
 """
 
+from recurrent_params.assign import assign_
+from recurrent_params.complex_safe import ComplexSafeModule
+from recurrent_params.parametrizations import RealImag
+
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    # Parametrizations (torch.nn.utils.parametrize modules)
+    "RealImag",
+    # Utilities
+    "assign_",
+    "ComplexSafeModule",
 ]
