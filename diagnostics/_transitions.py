@@ -1,0 +1,510 @@
+"""Transition Jacobians of supported models: what they are, where they are taken, what drives them.
+
+A *transition* maps one state of a network to the next one (REFERENCE: arXiv 2308.12075):
+between consecutive layers of a feed-forward network, and, for a stacked recurrent network,
+from ``s^l_{t-1}`` to ``s^l_t`` ("time") and from ``s^{l-1}_t`` to ``s^l_t`` ("depth"; for the
+first layer, from the input ``x_t``). This module builds, for a model and a batch of inputs, the
+list of :class:`Transition` objects: a batched function ``fn: (B, n) -> (B, m)`` whose per-sample
+Jacobian is the transition derivative, the points ``(B, n)`` where it is linearised and the
+tensors (:class:`Driver`) that scale it. ``diagnostics.radii`` turns them into radii and
+``optim.LSCPretrainer`` rescales the drivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from recurrent_params import assign_
+
+__all__ = ["Driver", "Transition", "model_transitions", "gaussian_inputs", "DEFAULT_SEQ_LEN"]
+
+#: Sequence length of the Gaussian inputs drawn for a recurrent model when none is given.
+DEFAULT_SEQ_LEN = 20
+
+
+@dataclass(eq=False)
+class Driver:
+    """A tensor that scales a transition, and how to rescale it.
+
+    Attributes:
+        module: the module that owns the tensor.
+        name: the tensor's attribute name (it may be parametrized; it is read and written
+            through ``getattr`` and :func:`recurrent_params.assign_`).
+        mode: ``"scale"`` multiplies the tensor by the factor; ``"magnitude"`` multiplies the
+            eigenvalues ``lam`` by the factor (their phase is kept) and caps ``|lam|`` at
+            ``max_magnitude``. For an exponentially parametrized ``lam = exp(-exp(nu))`` this
+            moves ``nu`` to ``log(-log(c |lam|))``, never ``c * nu``.
+    """
+
+    module: nn.Module
+    name: str
+    mode: str = "scale"
+
+    def __post_init__(self):
+        if self.mode not in ("scale", "magnitude"):
+            raise ValueError(f"Driver mode must be 'scale' or 'magnitude', got {self.mode!r}")
+        if not isinstance(getattr(self.module, self.name, None), torch.Tensor):
+            raise ValueError(f"{type(self.module).__name__} has no tensor named {self.name!r}")
+
+    @property
+    def value(self) -> torch.Tensor:
+        """The tensor's current (effective) value."""
+        return getattr(self.module, self.name)
+
+    @torch.no_grad()
+    def rescale_(self, factor: float, max_magnitude: float = 1.0 - 1e-4) -> None:
+        """Multiply the tensor (or the magnitudes of the eigenvalues) by ``factor``, in place."""
+        value = self.value.detach()
+        new = value * factor
+        if self.mode == "magnitude":
+            mag = new.abs()
+            cap = torch.clamp(mag, max=max_magnitude)
+            new = torch.where(mag > max_magnitude, new * (cap / mag.clamp_min(1e-30)), new)
+        assign_(self.module, self.name, new)
+
+    @torch.no_grad()
+    def shuffle_(self, generator: torch.Generator) -> None:
+        """Randomly permute the entries of the tensor (``"scale"`` drivers only)."""
+        if self.mode != "scale":
+            return
+        value = self.value.detach()
+        perm = torch.randperm(value.numel(), generator=generator).to(value.device)
+        assign_(self.module, self.name, value.reshape(-1)[perm].reshape(value.shape))
+
+    def __repr__(self) -> str:
+        return f"Driver({type(self.module).__name__}.{self.name}, mode={self.mode!r})"
+
+
+@dataclass(eq=False)
+class Transition:
+    """One transition derivative of a model, ready to be measured.
+
+    Attributes:
+        name: a readable key, e.g. ``"layer1.time"``, ``"layer0.depth"``, ``"linear3"``.
+        fn: batched map ``(B, n) -> (B, m)`` whose rows are independent; the transition
+            derivative of sample ``b`` is ``d fn(s)_b / d s_b``. It must read the model's
+            tensors when called (so that gradients reach them).
+        point: ``(B, n)`` states where the Jacobians are taken (real; a complex state is given
+            as ``[Re, Im]``).
+        drivers: the tensors that scale this transition.
+        kind: ``"time"`` or ``"depth"`` (an FFN layer, an encoder or a decoder is ``"depth"``).
+        horizon: for a time transition, the number of time steps of the inputs (used by the
+            ``"unbalanced"`` target).
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    point: torch.Tensor
+    drivers: Sequence[Driver] = field(default_factory=tuple)
+    kind: str = "depth"
+    horizon: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("time", "depth"):
+            raise ValueError(f"Transition kind must be 'time' or 'depth', got {self.kind!r}")
+        if self.point.ndim != 2:
+            raise ValueError(
+                f"Transition {self.name!r}: point must be (batch, n), got shape "
+                f"{tuple(self.point.shape)}"
+            )
+        if self.point.is_complex():
+            raise TypeError(
+                f"Transition {self.name!r}: give a complex state as its real view [Re, Im]"
+            )
+
+    def __repr__(self) -> str:
+        return (f"Transition({self.name!r}, kind={self.kind!r}, point={tuple(self.point.shape)}, "
+                f"drivers={list(self.drivers)})")
+
+
+PROTOCOL_HELP = (
+    "supported models: nn.Sequential of nn.Linear layers and activations; nn.RNN/nn.GRU/nn.LSTM "
+    "(unidirectional, no proj_size); nn.Sequential/nn.ModuleList stacks of nn.RNNCell/"
+    "nn.GRUCell/nn.LSTMCell or recurrent_params cells, optionally with per-step modules in "
+    "between. Any other model must define `lsc_transitions(inputs) -> list[diagnostics."
+    "Transition]` (and `lsc_input_shape`, the per-sample input shape, to use Gaussian inputs)"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Recurrent layers: a common step interface over real state vectors.
+
+
+def _is_package_cell(module: nn.Module) -> bool:
+    return all(hasattr(module, a) for a in ("step", "initial_state", "d_input", "d_state"))
+
+
+def _is_recurrent(module: nn.Module) -> bool:
+    return isinstance(module, nn.RNNCellBase) or _is_package_cell(module)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return nn.functional.linear(x, w, b)
+
+
+def _torch_cell_step(mode: str, x, s, w_ih, w_hh, b_ih, b_hh):
+    """One step of torch's RNN/GRU/LSTM equations on a real state ``s`` (``[h, c]`` for LSTM)."""
+    if mode == "LSTM":
+        h, c = s.chunk(2, dim=-1)
+        gates = _linear(x, w_ih, b_ih) + _linear(h, w_hh, b_hh)  # (B, 4N)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        return h_new, torch.cat([h_new, c_new], dim=-1)
+    if mode == "GRU":
+        gi = _linear(x, w_ih, b_ih).chunk(3, dim=-1)
+        gh = _linear(s, w_hh, b_hh).chunk(3, dim=-1)
+        r = torch.sigmoid(gi[0] + gh[0])
+        z = torch.sigmoid(gi[1] + gh[1])
+        n = torch.tanh(gi[2] + r * gh[2])
+        h_new = (1 - z) * n + z * s
+        return h_new, h_new
+    pre = _linear(x, w_ih, b_ih) + _linear(s, w_hh, b_hh)
+    h_new = torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)
+    return h_new, h_new
+
+
+class _Layer:
+    """A recurrent layer seen as ``step(x, s) -> (y, s_new)`` on real state vectors."""
+
+    state_size: int
+    time_drivers: tuple[Driver, ...]
+    depth_drivers: tuple[Driver, ...]
+
+    def initial(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(batch, self.state_size)
+
+    def output_of_state(self, s: torch.Tensor) -> torch.Tensor | None:
+        """The layer's output as a function of its state alone, or None if it needs x."""
+        return None
+
+
+class _TorchLayer(_Layer):
+    """Layer ``l`` of an ``nn.RNN``/``GRU``/``LSTM``, or an ``nn.RNNCell``/``GRUCell``/``LSTMCell``."""
+
+    def __init__(self, module: nn.Module, mode: str, suffix: str = ""):
+        self.module, self.mode, self.suffix = module, mode, suffix
+        n = module.hidden_size
+        self.hidden = n
+        self.state_size = 2 * n if mode == "LSTM" else n
+        self.time_drivers = (Driver(module, "weight_hh" + suffix),)
+        self.depth_drivers = (Driver(module, "weight_ih" + suffix),)
+
+    def _get(self, name):
+        return getattr(self.module, name + self.suffix, None)
+
+    def step(self, x, s):
+        return _torch_cell_step(self.mode, x, s, self._get("weight_ih"), self._get("weight_hh"),
+                                self._get("bias_ih"), self._get("bias_hh"))
+
+    def output_of_state(self, s):
+        return s[..., : self.hidden]
+
+
+def _cell_mode(cell: nn.RNNCellBase) -> str:
+    if isinstance(cell, nn.LSTMCell):
+        return "LSTM"
+    if isinstance(cell, nn.GRUCell):
+        return "GRU"
+    return "RNN_RELU" if getattr(cell, "nonlinearity", "tanh") == "relu" else "RNN_TANH"
+
+
+class _PackageLayer(_Layer):
+    """A cell of this package: ``step(x_t, state) -> (y_t, new_state)``; complex as [Re, Im]."""
+
+    def __init__(self, cell: nn.Module):
+        self.cell = cell
+        self.complex = bool(getattr(cell, "is_complex", False))
+        n = int(cell.d_state)
+        self.state_size = 2 * n if self.complex else n
+        if isinstance(getattr(cell, "lam", None), torch.Tensor):
+            self.time_drivers = (Driver(cell, "lam", "magnitude"),)
+        elif isinstance(getattr(cell, "A", None), torch.Tensor):
+            self.time_drivers = (Driver(cell, "A"),)
+        else:
+            raise TypeError(f"{type(cell).__name__}: a cell needs a `lam` or `A` tensor to be "
+                            "rescaled in time")
+        self.depth_drivers = (Driver(cell, "B"),) if isinstance(
+            getattr(cell, "B", None), torch.Tensor) else ()
+
+    def _to_state(self, s):
+        if not self.complex:
+            return s
+        re, im = s.chunk(2, dim=-1)
+        return torch.complex(re, im)
+
+    def _from_state(self, h):
+        if not self.complex:
+            return h
+        return torch.cat([h.real, h.imag], dim=-1)
+
+    def initial(self, batch, like):
+        return self._from_state(self.cell.initial_state(batch)).to(like.dtype)
+
+    def step(self, x, s):
+        y, h = self.cell.step(x, self._to_state(s))
+        return y, self._from_state(h)
+
+
+def _apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for m in modules:
+        x = m(x)
+    return x
+
+
+def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Module]],
+                       trailing: Sequence[nn.Module], x: torch.Tensor,
+                       generator: torch.Generator | None) -> list[Transition]:
+    """Transitions of a stack: ``x_t -> mixers[0] -> layer0 -> mixers[1] -> layer1 ... -> trailing``.
+
+    Every sequence is run step by step without gradients; for each sample one time step ``t_b``
+    is drawn uniformly in ``[0, T)`` and the Jacobians are taken there.
+    """
+    if x.ndim != 3:
+        raise ValueError(f"a recurrent stack needs inputs (batch, length, features), got shape "
+                         f"{tuple(x.shape)}")
+    batch, length = x.shape[0], x.shape[1]
+    t_idx = torch.randint(0, length, (batch,), generator=generator).to(x.device)  # (B,)
+    rows = torch.arange(batch, device=x.device)
+    states, ins, below = [], [], []  # per layer: (B, T+1, n) states, (B, T, d) inputs
+    with torch.no_grad():
+        seq = x  # (B, T, d)
+        for layer, mix in zip(layers, mixers):
+            s = layer.initial(batch, seq)
+            inputs = torch.stack([_apply_all(mix, seq[:, t]) for t in range(length)], 1)
+            hist, outs = [s], []
+            for t in range(length):
+                y, s = layer.step(inputs[:, t], s)
+                hist.append(s)
+                outs.append(y)
+            states.append(torch.stack(hist, 1))  # (B, T+1, n)
+            ins.append(inputs)
+            below.append(seq)
+            seq = torch.stack(outs, 1)  # (B, T, d_out)
+    transitions: list[Transition] = []
+    for l, (layer, mix) in enumerate(zip(layers, mixers)):
+        prev = states[l][rows, t_idx]  # s^l_{t-1}: (B, n)
+        x_t = ins[l][rows, t_idx]  # (B, d)
+
+        def time_fn(s, layer=layer, x_t=x_t):
+            return layer.step(x_t, s)[1]
+
+        transitions.append(Transition(f"layer{l}.time", time_fn, prev, layer.time_drivers,
+                                      "time", horizon=length))
+        if l == 0:
+            point = below[0][rows, t_idx]  # x_t: (B, d_in)
+
+            def depth_fn(u, layer=layer, mix=mix, prev=prev):
+                return layer.step(_apply_all(mix, u), prev)[1]
+        else:
+            lower = layers[l - 1]
+            point = states[l - 1][rows, t_idx + 1]  # s^{l-1}_t: (B, n_below)
+            if lower.output_of_state(point) is not None:
+                def depth_fn(u, layer=layer, lower=lower, mix=mix, prev=prev):
+                    return layer.step(_apply_all(mix, lower.output_of_state(u)), prev)[1]
+            else:
+                prev_below = states[l - 1][rows, t_idx]
+                x_below = ins[l - 1][rows, t_idx]
+
+                def depth_fn(u, layer=layer, lower=lower, mix=mix, prev=prev,
+                             prev_below=prev_below, x_below=x_below):
+                    # the lower cell's output y_t = g(s_t, x_t): recompute it from s_t (the
+                    # dependence on s_t is through the readout only: y = Re(C s) + D x).
+                    y = _readout(lower, u, x_below)
+                    return layer.step(_apply_all(mix, y), prev)[1]
+        transitions.append(Transition(f"layer{l}.depth", depth_fn, point, layer.depth_drivers,
+                                      "depth"))
+    if trailing and any(isinstance(m, nn.Linear) for m in trailing):
+        top = layers[-1]
+        point = states[-1][rows, t_idx + 1]
+        x_top = ins[-1][rows, t_idx]
+
+        def decoder_fn(u, top=top, x_top=x_top):
+            y = top.output_of_state(u)
+            y = _readout(top, u, x_top) if y is None else y
+            return _apply_all(trailing, y)
+
+        drivers = tuple(Driver(m, "weight") for m in trailing if isinstance(m, nn.Linear))
+        transitions.append(Transition("decoder", decoder_fn, point, drivers, "depth"))
+    return transitions
+
+
+def _readout(layer: _Layer, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Output of a package cell as a function of its (new) state ``s`` and input ``x``.
+
+    Uses the cell's ``readout(x, state)`` when it has one, else ``y = Re(C h) + D x`` (or
+    ``D * x`` for a vector ``D``), the readout of every cell of this package.
+    """
+    cell = layer.cell
+    h = layer._to_state(s)
+    if hasattr(cell, "readout"):
+        return cell.readout(x, h)
+    C = cell.C
+    y = h @ C.transpose(-1, -2)
+    y = y.real if y.is_complex() else y
+    D = getattr(cell, "D", None)
+    if D is not None:
+        y = y + (x * D if D.ndim == 1 else x @ D.transpose(-1, -2))
+    return y
+
+
+def _rnn_transitions(rnn: nn.RNNBase, x, generator):
+    if rnn.bidirectional:
+        raise ValueError("bidirectional RNNs have no single time direction; give the model an "
+                         "`lsc_transitions` method or pre-train each direction separately")
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError("nn.LSTM with proj_size > 0 is not supported; define `lsc_transitions`")
+    if x.ndim != 3:
+        raise ValueError(f"{type(rnn).__name__} expects inputs of 3 dimensions "
+                         f"(unbatched inputs are not supported), got shape {tuple(x.shape)}")
+    if not rnn.batch_first:
+        x = x.transpose(0, 1)  # (B, T, d)
+    if x.shape[-1] != rnn.input_size:
+        raise ValueError(f"{type(rnn).__name__} has input_size {rnn.input_size}, inputs have "
+                         f"{x.shape[-1]} features")
+    layers = [_TorchLayer(rnn, rnn.mode, f"_l{l}") for l in range(rnn.num_layers)]
+    return _stack_transitions(layers, [()] * len(layers), (), x, generator)
+
+
+def _split_stack(modules: Sequence[nn.Module]):
+    layers, mixers, current = [], [], []
+    for m in modules:
+        if isinstance(m, nn.RNNCellBase):
+            layers.append(_TorchLayer(m, _cell_mode(m)))
+        elif _is_package_cell(m):
+            layers.append(_PackageLayer(m))
+        elif isinstance(m, nn.RNNBase):
+            raise TypeError("a stack may hold cells (nn.RNNCell/GRUCell/LSTMCell or package "
+                            f"cells) and per-step modules, not {type(m).__name__}; "
+                            + PROTOCOL_HELP)
+        else:
+            current.append(m)
+            continue
+        mixers.append(tuple(current))
+        current = []
+    return layers, mixers, tuple(current)
+
+
+def _ffn_transitions(seq: Sequence[nn.Module], x: torch.Tensor) -> list[Transition]:
+    mods = list(seq)
+    lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
+    a = x.reshape(-1, x.shape[-1])  # (B, d)
+    with torch.no_grad():
+        a = _apply_all(mods[: lin[0]], a)
+    transitions = []
+    for j, i in enumerate(lin):
+        block = tuple(mods[i: lin[j + 1] if j + 1 < len(lin) else len(mods)])
+        if a.shape[-1] != mods[i].in_features:
+            raise ValueError(f"Linear layer {i} expects {mods[i].in_features} features, "
+                             f"received {a.shape[-1]}")
+
+        def fn(u, block=block):
+            return _apply_all(block, u)
+
+        transitions.append(Transition(f"linear{i}", fn, a, (Driver(mods[i], "weight"),), "depth"))
+        with torch.no_grad():
+            a = fn(a)
+    return transitions
+
+
+def _as_list(model: nn.Module) -> list[nn.Module] | None:
+    if isinstance(model, nn.Sequential | nn.ModuleList):
+        return list(model)
+    return None
+
+
+def model_transitions(model: nn.Module, inputs: torch.Tensor,
+                      generator: torch.Generator | None = None) -> list[Transition]:
+    """The transitions of ``model`` linearised at the states reached on ``inputs``.
+
+    Args:
+        model: a supported model (see the module docstring) or one that defines
+            ``lsc_transitions(inputs)``.
+        inputs: a batch in the model's own layout (``batch_first=False`` RNNs take
+            ``(T, B, d)``; everything else ``(B, ..., d)``).
+        generator: draws the time step of each sample (recurrent models).
+
+    Raises:
+        TypeError: for an unsupported model, naming what to provide.
+    """
+    if hasattr(model, "lsc_transitions"):
+        out = list(model.lsc_transitions(inputs))
+        if not out or not all(isinstance(t, Transition) for t in out):
+            raise TypeError(f"{type(model).__name__}.lsc_transitions must return a non-empty "
+                            "list of diagnostics.Transition")
+        return out
+    if isinstance(inputs, torch.Tensor) and not torch.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or inf")
+    if isinstance(model, nn.RNNBase):
+        return _rnn_transitions(model, inputs, generator)
+    if _is_recurrent(model):
+        return _stack_transitions(*_split_stack([model]), inputs, generator)
+    mods = _as_list(model)
+    if mods:
+        if any(_is_recurrent(m) for m in mods):
+            return _stack_transitions(*_split_stack(mods), inputs, generator)
+        if any(isinstance(m, nn.Linear) for m in mods) and not any(
+                isinstance(m, nn.RNNBase) for m in mods):
+            return _ffn_transitions(mods, inputs)
+    raise TypeError(f"unsupported model {type(model).__name__}: " + PROTOCOL_HELP)
+
+
+def input_shape(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> tuple[int, ...]:
+    """Per-sample input shape of a supported model (time first for a recurrent model)."""
+    if hasattr(model, "lsc_input_shape"):
+        return tuple(model.lsc_input_shape)
+    if isinstance(model, nn.RNNBase):
+        return (seq_len, model.input_size)
+    if isinstance(model, nn.RNNCellBase):
+        return (seq_len, model.input_size)
+    if _is_package_cell(model):
+        return (seq_len, int(model.d_input))
+    mods = _as_list(model)
+    if mods:
+        recurrent = any(_is_recurrent(m) for m in mods)
+        for m in mods:
+            if isinstance(m, nn.Linear):
+                d = m.in_features
+            elif isinstance(m, nn.RNNCellBase):
+                d = m.input_size
+            elif _is_package_cell(m):
+                d = int(m.d_input)
+            else:
+                continue
+            return (seq_len, d) if recurrent else (d,)
+    raise TypeError(f"cannot infer the input shape of {type(model).__name__}: pass inputs, or "
+                    "give the model an `lsc_input_shape` attribute; " + PROTOCOL_HELP)
+
+
+def gaussian_inputs(model: nn.Module, batch_size: int, seq_len: int = DEFAULT_SEQ_LEN,
+                    generator: torch.Generator | None = None,
+                    like: torch.Tensor | None = None) -> torch.Tensor:
+    """Standard Gaussian inputs of the model's input shape, in the model's layout.
+
+    Drawn on the CPU with ``generator`` (reproducible), then moved to ``like``'s device/dtype.
+    """
+    shape = input_shape(model, seq_len)
+    x = torch.randn((batch_size, *shape), generator=generator)
+    if like is not None:
+        x = x.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
+    if isinstance(model, nn.RNNBase) and not model.batch_first:
+        x = x.transpose(0, 1)  # (T, B, d)
+    return x
+
+
+def first_tensor(model: nn.Module) -> torch.Tensor | None:
+    """A real floating tensor of the model (for its device and dtype)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p
+        if p.is_complex():
+            return torch.view_as_real(p)
+    return None
+
+
+def is_recurrent_model(transitions: Sequence[Transition]) -> bool:
+    return any(t.kind == "time" for t in transitions)
