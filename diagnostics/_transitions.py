@@ -34,19 +34,28 @@ class Driver:
         module: the module that owns the tensor.
         name: the tensor's attribute name (it may be parametrized; it is read and written
             through ``getattr`` and :func:`recurrent_params.assign_`).
-        mode: ``"scale"`` multiplies the tensor by the factor; ``"magnitude"`` multiplies the
-            eigenvalues ``lam`` by the factor (their phase is kept) and caps ``|lam|`` at
-            ``max_magnitude``. For an exponentially parametrized ``lam = exp(-exp(nu))`` this
-            moves ``nu`` to ``log(-log(c |lam|))``, never ``c * nu``.
+        mode: ``"scale"`` multiplies the tensor by the factor $c$; ``"magnitude"`` multiplies
+            the eigenvalues ``lam`` by $c$ (their phase is kept) and caps ``|lam|`` at
+            ``max_magnitude``: for an exponentially parametrized ``lam = exp(-exp(nu))`` this
+            moves ``nu`` to ``log(-log(c |lam|))``, never ``c * nu``; ``"shift"`` adds
+            $\log c$ to the entries ``index`` (a gate's bias: $\sigma(b + \log c) \approx
+            c\,\sigma(b)$ for a gate that is not saturated open).
+        exponent: the driver receives $c^{\text{exponent}}$ (``1/n`` for each of ``n``
+            tensors applied in series, 1 for tensors that scale different blocks of the
+            Jacobian).
+        index: the entries a ``"shift"`` driver moves (``None``: all).
     """
 
     module: nn.Module
     name: str
     mode: str = "scale"
+    exponent: float = 1.0
+    index: slice | None = None
 
     def __post_init__(self):
-        if self.mode not in ("scale", "magnitude"):
-            raise ValueError(f"Driver mode must be 'scale' or 'magnitude', got {self.mode!r}")
+        if self.mode not in ("scale", "magnitude", "shift"):
+            raise ValueError(
+                f"Driver mode must be 'scale', 'magnitude' or 'shift', got {self.mode!r}")
         if not isinstance(getattr(self.module, self.name, None), torch.Tensor):
             raise ValueError(f"{type(self.module).__name__} has no tensor named {self.name!r}")
 
@@ -57,8 +66,15 @@ class Driver:
 
     @torch.no_grad()
     def rescale_(self, factor: float, max_magnitude: float = 1.0 - 1e-4) -> None:
-        """Multiply the tensor (or the magnitudes of the eigenvalues) by ``factor``, in place."""
+        """Apply the factor $c$ = ``factor ** exponent`` according to ``mode``, in place."""
+        factor = float(factor) ** self.exponent
         value = self.value.detach()
+        if self.mode == "shift":
+            new = value.clone()
+            idx = slice(None) if self.index is None else self.index
+            new[idx] += torch.log(torch.tensor(factor, dtype=torch.float64)).item()
+            assign_(self.module, self.name, new)
+            return
         new = value * factor
         if self.mode == "magnitude":
             mag = new.abs()
@@ -76,7 +92,10 @@ class Driver:
         assign_(self.module, self.name, value.reshape(-1)[perm].reshape(value.shape))
 
     def __repr__(self) -> str:
-        return f"Driver({type(self.module).__name__}.{self.name}, mode={self.mode!r})"
+        extra = "" if self.exponent == 1.0 else f", exponent={self.exponent:g}"
+        if self.index is not None:
+            extra += f", index={self.index.start}:{self.index.stop}"
+        return f"Driver({type(self.module).__name__}.{self.name}, mode={self.mode!r}{extra})"
 
 
 @dataclass(eq=False)
@@ -85,11 +104,16 @@ class Transition:
 
     Attributes:
         name: a readable key, e.g. ``"layer1.time"``, ``"layer0.depth"``, ``"linear3"``.
-        fn: batched map ``(B, n) -> (B, m)`` whose rows are independent; the transition
-            derivative of sample ``b`` is ``d fn(s)_b / d s_b``. It must read the model's
-            tensors when called (so that gradients reach them).
+        fn: batched map ``fn(s, *context) -> (B, m)`` with ``s`` of shape ``(B, n)``, whose
+            rows are independent (row ``b`` of the output depends on row ``b`` of ``s`` and of
+            each context tensor only); the transition derivative of sample ``b`` is
+            ``d fn(s, *context)_b / d s_b``. It must read the model's tensors when called (so
+            that gradients reach them) and accept any number of rows (the radius code
+            replicates rows to batch Jacobian-vector products).
         point: ``(B, n)`` states where the Jacobians are taken (real; a complex state is given
             as ``[Re, Im]``).
+        context: the other inputs of ``fn`` (e.g. ``x_t`` for a time transition), each
+            batched along dimension 0 like ``point``.
         drivers: the tensors that scale this transition.
         kind: ``"time"`` or ``"depth"`` (an FFN layer, an encoder or a decoder is ``"depth"``).
         horizon: for a time transition, the number of time steps of the inputs (used by the
@@ -97,8 +121,9 @@ class Transition:
     """
 
     name: str
-    fn: Callable[[torch.Tensor], torch.Tensor]
+    fn: Callable[..., torch.Tensor]
     point: torch.Tensor
+    context: tuple[torch.Tensor, ...] = ()
     drivers: Sequence[Driver] = field(default_factory=tuple)
     kind: str = "depth"
     horizon: int | None = None
@@ -115,6 +140,11 @@ class Transition:
             raise TypeError(
                 f"Transition {self.name!r}: give a complex state as its real view [Re, Im]"
             )
+        self.context = tuple(self.context)
+        for c in self.context:
+            if not isinstance(c, torch.Tensor) or c.shape[:1] != self.point.shape[:1]:
+                raise ValueError(f"Transition {self.name!r}: every context entry must be a "
+                                 f"tensor with {self.point.shape[0]} rows")
 
     def __repr__(self) -> str:
         return (f"Transition({self.name!r}, kind={self.kind!r}, point={tuple(self.point.shape)}, "
@@ -191,7 +221,13 @@ class _TorchLayer(_Layer):
         n = module.hidden_size
         self.hidden = n
         self.state_size = 2 * n if mode == "LSTM" else n
-        self.time_drivers = (Driver(module, "weight_hh" + suffix),)
+        gate = slice(n, 2 * n)  # forget gate (LSTM: i, f, g, o) / update gate (GRU: r, z, n)
+        bias = getattr(module, "bias_hh" + suffix, None)
+        shift = (Driver(module, "bias_hh" + suffix, "shift", index=gate),) if (
+            mode in ("LSTM", "GRU") and isinstance(bias, torch.Tensor)) else ()
+        # The gate (f for LSTM, z for GRU) is a diagonal block of the time Jacobian that the
+        # recurrent kernel does not scale: its bias is shifted so that the gate scales too.
+        self.time_drivers = (Driver(module, "weight_hh" + suffix), *shift)
         self.depth_drivers = (Driver(module, "weight_ih" + suffix),)
 
     def _get(self, name):
@@ -290,47 +326,44 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
         prev = states[l][rows, t_idx]  # s^l_{t-1}: (B, n)
         x_t = ins[l][rows, t_idx]  # (B, d)
 
-        def time_fn(s, layer=layer, x_t=x_t):
+        def time_fn(s, x_t, layer=layer):
             return layer.step(x_t, s)[1]
 
-        transitions.append(Transition(f"layer{l}.time", time_fn, prev, layer.time_drivers,
-                                      "time", horizon=length))
+        transitions.append(Transition(f"layer{l}.time", time_fn, prev, (x_t,),
+                                      layer.time_drivers, "time", horizon=length))
         if l == 0:
-            point = below[0][rows, t_idx]  # x_t: (B, d_in)
+            point, context = below[0][rows, t_idx], (prev,)  # x_t: (B, d_in)
 
-            def depth_fn(u, layer=layer, mix=mix, prev=prev):
+            def depth_fn(u, prev, layer=layer, mix=mix):
                 return layer.step(_apply_all(mix, u), prev)[1]
         else:
             lower = layers[l - 1]
             point = states[l - 1][rows, t_idx + 1]  # s^{l-1}_t: (B, n_below)
-            if lower.output_of_state(point) is not None:
-                def depth_fn(u, layer=layer, lower=lower, mix=mix, prev=prev):
-                    return layer.step(_apply_all(mix, lower.output_of_state(u)), prev)[1]
-            else:
-                prev_below = states[l - 1][rows, t_idx]
-                x_below = ins[l - 1][rows, t_idx]
+            # the lower layer's output as a function of its new state (and of its input
+            # through a package cell's readout y = Re(C h) + D x)
+            context = (prev, ins[l - 1][rows, t_idx])
 
-                def depth_fn(u, layer=layer, lower=lower, mix=mix, prev=prev,
-                             prev_below=prev_below, x_below=x_below):
-                    # the lower cell's output y_t = g(s_t, x_t): recompute it from s_t (the
-                    # dependence on s_t is through the readout only: y = Re(C s) + D x).
-                    y = _readout(lower, u, x_below)
-                    return layer.step(_apply_all(mix, y), prev)[1]
-        transitions.append(Transition(f"layer{l}.depth", depth_fn, point, layer.depth_drivers,
-                                      "depth"))
+            def depth_fn(u, prev, x_below, layer=layer, lower=lower, mix=mix):
+                return layer.step(_apply_all(mix, _output(lower, u, x_below)), prev)[1]
+        transitions.append(Transition(f"layer{l}.depth", depth_fn, point, context,
+                                      layer.depth_drivers, "depth"))
     if trailing and any(isinstance(m, nn.Linear) for m in trailing):
         top = layers[-1]
         point = states[-1][rows, t_idx + 1]
-        x_top = ins[-1][rows, t_idx]
 
-        def decoder_fn(u, top=top, x_top=x_top):
-            y = top.output_of_state(u)
-            y = _readout(top, u, x_top) if y is None else y
-            return _apply_all(trailing, y)
+        def decoder_fn(u, x_top, top=top):
+            return _apply_all(trailing, _output(top, u, x_top))
 
-        drivers = tuple(Driver(m, "weight") for m in trailing if isinstance(m, nn.Linear))
-        transitions.append(Transition("decoder", decoder_fn, point, drivers, "depth"))
+        linears = [m for m in trailing if isinstance(m, nn.Linear)]
+        drivers = tuple(Driver(m, "weight", exponent=1 / len(linears)) for m in linears)
+        transitions.append(Transition("decoder", decoder_fn, point, (ins[-1][rows, t_idx],),
+                                      drivers, "depth"))
     return transitions
+
+
+def _output(layer: _Layer, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    y = layer.output_of_state(s)
+    return _readout(layer, s, x) if y is None else y
 
 
 def _readout(layer: _Layer, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -405,7 +438,8 @@ def _ffn_transitions(seq: Sequence[nn.Module], x: torch.Tensor) -> list[Transiti
         def fn(u, block=block):
             return _apply_all(block, u)
 
-        transitions.append(Transition(f"linear{i}", fn, a, (Driver(mods[i], "weight"),), "depth"))
+        transitions.append(Transition(f"linear{i}", fn, a, (), (Driver(mods[i], "weight"),),
+                                      "depth"))
         with torch.no_grad():
             a = fn(a)
     return transitions

@@ -14,8 +14,8 @@ the random square sub-matrix used by the reference (whose sampling made the radi
 
 Two paths compute $\rho(M_b)$, with the same value:
 
-* ``"exact"``: the per-sample Jacobians by reverse mode (``torch.func.jacrev``, $k$
-  vector-Jacobian products vectorised over the batch) and ``torch.linalg.eigvals``;
+* ``"exact"``: the per-sample Jacobians by forward mode (``torch.func.jvp`` on the $k$ unit
+  tangents, batched as replicated rows) and ``torch.linalg.eigvals``;
 * ``"matrix_free"``: a restarted Arnoldi iteration on Jacobian-vector products
   (``torch.func.jvp``), batched over the samples, which never forms $M_b$. The radius is the
   largest Ritz value modulus of the converged Krylov basis $Q_b$; with gradients enabled it is
@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.func import jacrev, jvp, vmap
+from torch.func import jvp
 
 from diagnostics._transitions import (
     DEFAULT_SEQ_LEN,
@@ -48,22 +48,46 @@ from diagnostics._transitions import (
 __all__ = ["spectral_radius", "transition_radii", "Transition", "Driver", "model_transitions"]
 
 
-def _restricted(fn: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, k: int):
-    """The square restriction ``u (B, k) -> fn([u, s_rest])[:, :k]``."""
-    n = point.shape[1]
-    if k == n:
-        return lambda u: fn(u)[:, :k]
-    rest = point[:, k:]
+def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
+                context: tuple[torch.Tensor, ...], k: int):
+    """The square restriction ``g(u (B, k), *ctx) = fn([u, s_rest], *context)[:, :k]``."""
+    if k == point.shape[1]:
+        return (lambda u, *ctx: fn(u, *ctx)[:, :k]), tuple(context)
 
-    def g(u):
-        return fn(torch.cat([u, rest], dim=1))[:, :k]
+    def g(u, rest, *ctx):
+        return fn(torch.cat([u, rest], dim=1), *ctx)[:, :k]
 
-    return g
+    return g, (point[:, k:].detach(), *context)
 
 
-def _exact(g, u: torch.Tensor) -> torch.Tensor:
-    jac = jacrev(lambda v: g(v).sum(0))(u)  # (k, B, k): d out_i / d u_b
-    jac = jac.permute(1, 0, 2)  # (B, k, k)
+#: rows per forward-mode call when Jacobian columns are batched as replicated rows
+_MAX_ROWS = 1 << 14
+
+
+def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.Tensor:
+    """``J_b t_{b,j}`` for tangents ``(B, k, c)``, batched as ``B*c`` replicated rows.
+
+    Forward mode over replicated rows (no ``vmap``, whose fallbacks are slow for RNN cells);
+    the result is differentiable in the tensors ``g`` reads. Returns ``(B, m, c)``.
+    """
+    batch, _, cols = tangents.shape
+    per = max(1, _MAX_ROWS // max(cols, 1))
+    outs = []
+    for lo in range(0, batch, per):
+        sl = slice(lo, lo + per)
+        b = u[sl].shape[0]
+        U = u[sl].repeat_interleave(cols, 0)  # (b*c, k)
+        C = [c[sl].repeat_interleave(cols, 0) for c in ctx]
+        T = tangents[sl].transpose(1, 2).reshape(b * cols, -1)  # (b*c, k)
+        out = jvp(lambda v, C=C: g(v, *C), (U,), (T,))[1]  # (b*c, m)
+        outs.append(out.reshape(b, cols, -1).transpose(1, 2))
+    return torch.cat(outs, 0)
+
+
+def _exact(g, u: torch.Tensor, ctx: tuple) -> torch.Tensor:
+    k = u.shape[1]
+    eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
+    jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
     return torch.linalg.eigvals(jac).abs().amax(-1)  # (B,)
 
 
@@ -120,37 +144,38 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
     return radius, Q[:, :, :m], m
 
 
-def _matrix_free(g, u: torch.Tensor, krylov_dim: int, max_restarts: int, tol: float,
-                 generator: torch.Generator | None) -> torch.Tensor:
-    u_det = u.detach()
+def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: int,
+                 tol: float, generator: torch.Generator | None) -> torch.Tensor:
+    u = u.detach()
 
     def matvec(v):
         with torch.no_grad():
-            return jvp(g, (u_det,), (v,))[1]
+            return jvp(lambda w: g(w, *ctx), (u,), (v,))[1]
 
     u0 = torch.randn(u.shape, generator=generator).to(u)
     radius, Q, m = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator)
     if not torch.is_grad_enabled():
         return radius
     Qd = Q.detach()  # (B, n, m)
-    MQ = vmap(lambda t: jvp(g, (u_det,), (t,))[1], in_dims=2, out_dims=2)(Qd)  # (B, n, m)
-    H = Qd.transpose(1, 2) @ MQ  # (B, m, m), differentiable in the model's tensors
+    H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m), differentiable
     return torch.linalg.eigvals(H).abs().amax(-1)
 
 
-def spectral_radius(fn: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, *,
-                    method: str = "auto", max_exact: int = 256, krylov_dim: int = 24,
-                    max_restarts: int = 30, tol: float = 1e-4,
+def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
+                    context: Sequence[torch.Tensor] = (), *, method: str = "auto",
+                    max_exact: int = 64, krylov_dim: int = 32, max_restarts: int = 30, tol: float = 1e-3,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Per-sample spectral radius of the Jacobian of a batched map at ``point``.
 
-    ``fn`` maps ``(B, n) -> (B, m)`` with independent rows. Non-square Jacobians use the square
+    ``fn(point, *context)`` maps ``(B, n) -> (B, m)`` with independent rows (see
+    :class:`Transition`; it must accept any number of rows). Non-square Jacobians use the square
     restriction (leading $k\times k$ block, $k=\min(m,n)$; see the module docstring). The result
     is differentiable with respect to the tensors ``fn`` reads when gradients are enabled.
 
     Args:
         fn: the batched transition.
         point: ``(B, n)`` real states.
+        context: further arguments of ``fn``, batched along dimension 0.
         method: ``"exact"``, ``"matrix_free"`` or ``"auto"`` (exact when $k \le$ ``max_exact``).
         max_exact: the largest size handled exactly by ``"auto"``.
         krylov_dim: Arnoldi subspace size (matrix-free).
@@ -173,17 +198,18 @@ def spectral_radius(fn: Callable[[torch.Tensor], torch.Tensor], point: torch.Ten
         raise TypeError(f"point must be a real floating tensor, got {point.dtype}")
     if method not in ("auto", "exact", "matrix_free"):
         raise ValueError(f"method must be 'auto', 'exact' or 'matrix_free', got {method!r}")
+    context = tuple(c.detach() for c in context)
     with torch.no_grad():
-        out = fn(point)
+        out = fn(point, *context)
     if out.ndim != 2 or out.shape[0] != point.shape[0]:
         raise ValueError(f"fn must map (B, n) to (B, m); it returned shape {tuple(out.shape)} "
                          f"for a point of shape {tuple(point.shape)}")
     k = min(out.shape[1], point.shape[1])
-    g = _restricted(fn, point, k)
+    g, ctx = _restricted(fn, point, context, k)
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
-        return _exact(g, u)
-    return _matrix_free(g, u, krylov_dim, max_restarts, tol, generator)
+        return _exact(g, u, ctx)
+    return _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator)
 
 
 def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, torch.Tensor]:
@@ -191,14 +217,14 @@ def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, tor
     for t in transitions:
         if t.name in out:
             raise ValueError(f"two transitions are named {t.name!r}")
-        out[t.name] = spectral_radius(t.fn, t.point, **kwargs).mean()
+        out[t.name] = spectral_radius(t.fn, t.point, t.context, **kwargs).mean()
     return out
 
 
 def transition_radii(model: nn.Module | Sequence[Transition],
                      inputs: torch.Tensor | None = None, *, batch_size: int = 64,
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
-                     max_exact: int = 256, generator: torch.Generator | None = None,
+                     max_exact: int = 64, generator: torch.Generator | None = None,
                      as_tensors: bool = False, **kwargs) -> dict[str, float]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 

@@ -5,4 +5,15 @@ References:
     arXiv 2308.12075.
 """
 
-__all__: list[str] = []
+from optim.adabelief import AdaBelief
+from optim.complex_safe import ComplexSafeOptimizer
+from optim.lsc import LSCPretrainer, LSCResult
+
+__all__ = [
+    # LSC pre-training
+    "LSCPretrainer",
+    "LSCResult",
+    # Complex-safe optimisers
+    "AdaBelief",
+    "ComplexSafeOptimizer",
+]

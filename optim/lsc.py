@@ -1,0 +1,479 @@
+r"""Pre-training to the Local Stability Condition: ``LSCPretrainer(model).run()``.
+
+The Local Stability Condition (LSC) asks that the mean radius $\bar\rho$ of every transition
+derivative (see :mod:`diagnostics.radii`) equal a target $\rho_t$: 1 for feed-forward networks
+and single-layer recurrent networks, 1/2 for deep recurrent networks (time and depth each get
+half, so that the $\binom{\Delta t+\Delta l}{\Delta t}$ gradient paths of the depth-time grid
+do not explode), or the "unbalanced" split $\rho_{depth} = L/(L+T)$, $\rho_{time} = T/(L+T)$.
+
+One pre-training step:
+
+1. draw a batch (user batches, a DataLoader, or Gaussian inputs of the model's input shape);
+2. measure $\bar\rho$ of every transition at the states the batch reaches;
+3. optionally take a gradient step on $\frac1K\sum_k(\bar\rho_k-\rho_t)^2$ with a persistent
+   optimiser (AdaBelief by default);
+4. multiply the tensors that drive transition $k$ by $\mathrm{clip}(\rho_t/\bar\rho_k,
+   \mathrm{lo}, \mathrm{hi})$ (each driver's ``exponent`` splits it among tensors in series). Eigenvalues
+   ``lam`` of diagonal cells are rescaled in magnitude, through their parametrization's
+   ``right_inverse``; the exponential parameter $\nu$ is never multiplied;
+5. optionally shuffle the entries of the driving matrices.
+
+It stops when every $|\bar\rho_k-\rho_t|$ is within ``tolerance`` for ``patience``
+consecutive steps, or after ``max_steps`` steps (``converged=False``, with the reason), and
+leaves the model with the best weights it measured.
+
+References:
+    Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
+    arXiv 2308.12075.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from diagnostics._transitions import (
+    DEFAULT_SEQ_LEN,
+    Transition,
+    first_tensor,
+    gaussian_inputs,
+    model_transitions,
+)
+from diagnostics.radii import transition_radii
+from optim.adabelief import AdaBelief
+
+__all__ = ["LSCPretrainer", "LSCResult"]
+
+
+@dataclass
+class LSCResult:
+    """Outcome of :meth:`LSCPretrainer.run`.
+
+    Attributes:
+        converged: every radius stayed within tolerance for ``patience`` steps.
+        steps: pre-training steps taken in total.
+        radii_before: ``{transition: mean radius}`` before the first step.
+        radii_after: the same, re-measured on a fresh batch with the final (best) weights.
+        targets: ``{transition: target radius}``.
+        history: one ``{"step", "radii", "loss"}`` dict per step (radii measured at that step,
+            before its update).
+        best_step: the step whose weights were kept.
+        reason: why it stopped, in words.
+    """
+
+    converged: bool
+    steps: int
+    radii_before: dict[str, float]
+    radii_after: dict[str, float]
+    targets: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int = 0
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+    def __repr__(self) -> str:
+        rows = "\n".join(
+            f"  {k:<16} {self.radii_before.get(k, float('nan')):8.4f} -> "
+            f"{self.radii_after.get(k, float('nan')):8.4f}  (target {self.targets[k]:.4f})"
+            for k in self.targets)
+        return (f"LSCResult(converged={self.converged}, steps={self.steps}, "
+                f"best_step={self.best_step}, reason={self.reason!r})\n"
+                f"  {'transition':<16} {'before':>8}    {'after':>8}\n{rows}")
+
+    def plot(self, path=None):
+        """Radius of each transition per step, with the targets (needs matplotlib).
+
+        Args:
+            path: if given, the figure is saved there.
+
+        Returns:
+            The matplotlib figure.
+        """
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        steps = [h["step"] for h in self.history]
+        for name, target in self.targets.items():
+            line, = ax.plot(steps, [h["radii"][name] for h in self.history], label=name)
+            ax.axhline(target, color=line.get_color(), ls=":", lw=0.8)
+        ax.set_xlabel("pre-training step")
+        ax.set_ylabel("mean radius")
+        ax.legend(fontsize="small", ncol=2)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        return fig
+
+
+def _resolve_targets(transitions: list[Transition], target, seq_len_hint: int | None):
+    times = [t for t in transitions if t.kind == "time"]
+    if target is None:
+        target = 0.5 if len(times) > 1 else 1.0
+    if isinstance(target, str):
+        if target != "unbalanced":
+            raise ValueError(f"target must be a float, 'unbalanced' or None, got {target!r}")
+        depth = max(len(times), 1)
+        horizon = max((t.horizon or 0 for t in times), default=0) or (seq_len_hint or 0)
+        return {t.name: (horizon if t.kind == "time" else depth) / (depth + horizon)
+                for t in transitions}
+    if isinstance(target, dict):
+        missing = [t.name for t in transitions if t.name not in target]
+        if missing:
+            raise ValueError(f"target dict misses transitions {missing}")
+        return {t.name: float(target[t.name]) for t in transitions}
+    target = float(target)
+    if not target > 0:
+        raise ValueError(f"target radius must be positive, got {target}")
+    return {t.name: target for t in transitions}
+
+
+class LSCPretrainer:
+    r"""Pre-train a model so that every transition has the target mean radius.
+
+    Args:
+        model: ``nn.Sequential`` of ``nn.Linear`` and activations; ``nn.RNN``/``nn.GRU``/
+            ``nn.LSTM`` (any ``num_layers``, ``batch_first`` or not); a stack
+            (``nn.Sequential``/``nn.ModuleList``) of ``nn.RNNCell``/``GRUCell``/``LSTMCell``
+            or of this package's cells, with per-step modules in between; or any model with
+            an ``lsc_transitions(inputs)`` method returning :class:`diagnostics.Transition`
+            objects (and an ``lsc_input_shape`` attribute to use Gaussian inputs).
+        inputs: ``None`` (standard Gaussian inputs of the inferred shape: ``(B, d)`` for an
+            FFN, ``(B, seq_len, d)`` for recurrent models, time first for ``batch_first=False``),
+            one batch tensor, a list of batches, or any iterable such as a ``DataLoader``
+            (cycled; a ``(x, y)`` item uses ``x``). Batches are in the model's own layout.
+        target: a radius, ``"unbalanced"``, a ``{transition: radius}`` dict, or ``None``:
+            1.0 for FFNs and single-layer recurrent models, 0.5 when there is more than one
+            recurrent layer.
+        tolerance: allowed $|\bar\rho-\rho_t|$ of the radius averaged over the last
+            ``patience`` steps; default 0.02 for FFNs, 0.05 for recurrent models.
+        patience: length of that window (steps); it stops when every windowed mean is within
+            ``tolerance`` and no single measurement in the window is off by more than twice
+            that (the radii are noisy estimates: they are re-measured on a new batch each
+            step).
+        max_steps: the hard limit on steps (it never runs longer).
+        batch_size: Gaussian batch size.
+        seq_len: Gaussian sequence length (default ``DEFAULT_SEQ_LEN`` = 20).
+        clip: bounds ``(lo, hi)`` of the multiplicative factor per step.
+        grad_step: also take a gradient step on $\mathrm{mean}(\bar\rho-\rho_t)^2$.
+        optimizer: optimiser for the gradient step: an ``Optimizer`` over the model's
+            parameters, or a callable ``params -> Optimizer``; default ``AdaBelief(lr=lr)``.
+            It is built once and its state persists across steps (and in ``state_dict``).
+        lr: learning rate of the default optimiser.
+        shuffle_every: shuffle the entries of every driving matrix every this many steps
+            (``None``: never).
+        method: radius computation, ``"auto"``, ``"exact"`` or ``"matrix_free"``.
+        max_exact: largest transition size computed exactly by ``"auto"``.
+        max_magnitude: cap on $|\lambda|$ when eigenvalues are rescaled.
+        seed: seeds the generator used for inputs, time steps, shuffles and start vectors.
+        progress: show a tqdm bar.
+
+    References:
+        Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
+        arXiv 2308.12075.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh())
+        >>> result = LSCPretrainer(net, progress=False).run()
+        >>> result.converged, all(abs(r - 1) < 0.02 for r in result.radii_after.values())
+        (True, True)
+    """
+
+    def __init__(self, model: nn.Module, inputs: Any = None, *,
+                 target: float | str | dict[str, float] | None = None,
+                 tolerance: float | None = None, patience: int = 5, max_steps: int = 200,
+                 batch_size: int = 64, seq_len: int = DEFAULT_SEQ_LEN,
+                 clip: tuple[float, float] = (0.85, 1.15), grad_step: bool = False,
+                 optimizer: Optimizer | Callable[[Iterable], Optimizer] | None = None,
+                 lr: float = 1e-3, shuffle_every: int | None = None, method: str = "auto",
+                 max_exact: int = 64, max_magnitude: float = 1.0 - 1e-4, seed: int = 0,
+                 progress: bool = True):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        lo, hi = clip
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"clip must satisfy 0 < lo <= 1 <= hi, got {clip}")
+        if max_steps < 1 or patience < 1 or batch_size < 1 or seq_len < 1:
+            raise ValueError("max_steps, patience, batch_size and seq_len must be >= 1")
+        if shuffle_every is not None and shuffle_every < 1:
+            raise ValueError(f"shuffle_every must be None or >= 1, got {shuffle_every}")
+        self.model = model
+        self.inputs = inputs
+        self.target = target
+        self.tolerance = tolerance
+        self.patience = patience
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.clip = (float(lo), float(hi))
+        self.grad_step = grad_step
+        self.shuffle_every = shuffle_every
+        self.method = method
+        self.max_exact = max_exact
+        self.max_magnitude = max_magnitude
+        self.seed = seed
+        self.progress = progress
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer: Optimizer | None = None
+        if grad_step:
+            params = [p for p in model.parameters() if p.requires_grad]
+            if optimizer is None:
+                self.optimizer = AdaBelief(params, lr=lr)
+            elif isinstance(optimizer, Optimizer):
+                self.optimizer = optimizer
+            else:
+                self.optimizer = optimizer(params)
+        elif optimizer is not None:
+            raise ValueError("an optimizer was given but grad_step=False")
+        self._like = first_tensor(model)
+        self._iter = None
+        self._last_batch: torch.Tensor | None = None
+        # progress state (what state_dict saves)
+        self.step = 0
+        self.batch_index = 0
+        self.near: dict[str, int] = {}
+        self.history: list[dict[str, Any]] = []
+        self.best_score = math.inf
+        self.best_step = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.radii_before: dict[str, float] | None = None
+        self.targets: dict[str, float] | None = None
+        self.converged = False
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def _next_batch(self, final: bool = False, gen: torch.Generator | None = None
+                    ) -> torch.Tensor:
+        src = self.inputs
+        if final and src is not None and self._last_batch is not None:
+            return self._last_batch
+        if src is None:
+            gen = gen if final else self.generator
+            x = gaussian_inputs(self.model, self.batch_size, self.seq_len, gen, like=self._like)
+        elif isinstance(src, torch.Tensor):
+            x = src
+        elif isinstance(src, list | tuple) and src and isinstance(src[0], torch.Tensor | list
+                                                                  | tuple):
+            x = src[self.batch_index % len(src)]
+        else:
+            if self._iter is None:
+                self._iter = iter(src)
+            try:
+                x = next(self._iter)
+            except StopIteration:
+                self._iter = iter(src)
+                try:
+                    x = next(self._iter)
+                except StopIteration:
+                    raise ValueError("the inputs iterable yields no batch") from None
+        if not final:
+            self.batch_index += 1
+        if isinstance(x, list | tuple):
+            x = x[0]
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"a batch must be a tensor or an (x, ...) tuple, got "
+                            f"{type(x).__name__}")
+        if self._like is not None:
+            x = x.to(device=self._like.device,
+                     dtype=self._like.dtype if x.is_floating_point() else None)
+        if not final:
+            self._last_batch = x
+        return x
+
+    def _final_generator(self, salt: int = 0) -> torch.Generator:
+        """Randomness of the final measurement, kept apart so that pausing changes nothing."""
+        return torch.Generator().manual_seed(self.seed + 7919 * (self.step + 1) + 104729 * salt)
+
+    def _measure(self, grad: bool, final: bool = False, salt: int = 0
+                 ) -> tuple[list[Transition], dict[str, torch.Tensor]]:
+        gen = self._final_generator(salt) if final else self.generator
+        transitions = model_transitions(self.model, self._next_batch(final, gen), gen)
+        if self.targets is None:
+            self.targets = _resolve_targets(transitions, self.target, self.seq_len)
+        with torch.set_grad_enabled(grad):
+            radii = transition_radii(transitions, method=self.method, max_exact=self.max_exact,
+                                     generator=gen, as_tensors=True)
+        for name, r in radii.items():
+            if not torch.isfinite(r):
+                raise RuntimeError(f"the radius of transition {name!r} is {float(r)}: the "
+                                   "model produced non-finite states; check its weights/inputs")
+        return transitions, radii
+
+    @torch.no_grad()
+    def _final_radii(self) -> dict[str, float]:
+        """Radii re-measured on fresh batches (4 Gaussian batches, or the last user batch)."""
+        repeats = 4 if self.inputs is None else 1
+        total: dict[str, float] = {}
+        for i in range(repeats):
+            _, radii = self._measure(grad=False, final=True, salt=i)
+            for k, v in radii.items():
+                total[k] = total.get(k, 0.0) + float(v) / repeats
+        return total
+
+    def _default_tolerance(self) -> float:
+        if self.tolerance is not None:
+            return float(self.tolerance)
+        return 0.02 if self._is_ffn else 0.05
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, num_steps: int | None = None) -> LSCResult:
+        """Pre-train until convergence, ``max_steps`` in total, or ``num_steps`` more steps.
+
+        Returns:
+            The :class:`LSCResult`. The model holds the best weights seen when the run ends
+            (converged, ``max_steps`` reached, or interrupted with Ctrl-C); after a pause by
+            ``num_steps`` it keeps its current weights so that ``run()`` can continue.
+        """
+        from tqdm.auto import tqdm
+
+        if self.radii_before is None:
+            with torch.no_grad():
+                transitions, radii = self._measure(grad=False)
+            self._is_ffn = not any(t.kind == "time" for t in transitions)
+            self.radii_before = {k: float(v) for k, v in radii.items()}
+        self._is_ffn = getattr(self, "_is_ffn", False)
+        tol = self._default_tolerance()
+        limit = self.max_steps if num_steps is None else min(self.max_steps,
+                                                              self.step + num_steps)
+        reason = ""
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress,
+                   desc="LSC pre-training", leave=False)
+        try:
+            while not self.converged and self.step < limit:
+                self._one_step(tol)
+                bar.update(1)
+                last = self.history[-1]
+                bar.set_postfix(dev=f"{last['window_dev']:.3f}")
+        except KeyboardInterrupt:
+            reason = f"interrupted at step {self.step}"
+        finally:
+            bar.close()
+        if self.converged:
+            reason = (f"converged: the mean radius of every transition over the last "
+                      f"{self.patience} steps is within {tol} of its target (each step within "
+                      f"{2 * tol})")
+        elif not reason:
+            if self.step >= self.max_steps:
+                worst = self.history[-1]["window_dev"] if self.history else math.nan
+                reason = (f"not converged after max_steps={self.max_steps}: the largest "
+                          f"deviation from the target is {worst:.4f} (tolerance {tol}); "
+                          "raise max_steps or tolerance, or check that the drivers can reach "
+                          "the target")
+            else:
+                reason = f"paused after {self.step} steps (call run() to continue)"
+        finished = self.converged or not reason.startswith("paused")
+        if finished and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        after = self._final_radii()
+        return LSCResult(
+            converged=self.converged, steps=self.step, radii_before=dict(self.radii_before),
+            radii_after=after, targets=dict(self.targets),
+            history=copy.deepcopy(self.history), best_step=self.best_step, reason=reason)
+
+    def _window(self) -> dict[str, float]:
+        """Mean radius of each transition over the last ``patience`` steps."""
+        window = self.history[-self.patience:]
+        return {k: sum(h["radii"][k] for h in window) / len(window) for k in self.targets}
+
+    def _one_step(self, tol: float) -> None:
+        transitions, radii = self._measure(grad=self.grad_step)
+        targets = self.targets
+        values = {k: float(v) for k, v in radii.items()}
+        devs = {k: abs(values[k] - targets[k]) for k in values}
+        loss = sum((radii[k] - targets[k]) ** 2 for k in radii) / len(radii)
+        self.history.append({"step": self.step, "radii": values, "loss": float(loss),
+                             "max_dev": max(devs.values())})
+        window = self._window()
+        window_dev = max(abs(window[k] - targets[k]) for k in targets)
+        self.history[-1]["window_dev"] = window_dev
+        if window_dev < self.best_score:
+            self.best_score, self.best_step = window_dev, self.step
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        spread = max(h["max_dev"] for h in self.history[-self.patience:])
+        if len(self.history) >= self.patience and window_dev <= tol and spread <= 2 * tol:
+            self.converged = True
+            return
+        if self.grad_step:
+            self.optimizer.zero_grad()
+            if loss.requires_grad:
+                loss.backward()
+                self.optimizer.step()
+            self.optimizer.zero_grad()
+        lo, hi = self.clip
+        with torch.no_grad():
+            for t in transitions:
+                name = t.name
+                if devs[name] <= tol:
+                    self.near[name] = self.near.get(name, 0) + 1
+                elif devs[name] > 3 * tol:
+                    self.near[name] = 0
+                if not t.drivers:
+                    continue
+                # Stochastic-approximation damping: once in tolerance, average the noisy
+                # corrections (exponent 1/(1+k) after k in-tolerance steps, at least 1/5).
+                gain = max(1.0 / (1 + self.near.get(name, 0)), 0.2)
+                ratio = targets[name] / max(values[name], 1e-12)
+                factor = min(max(ratio**gain, lo), hi)
+                for d in t.drivers:
+                    d.rescale_(factor, self.max_magnitude)
+            self.step += 1
+            if self.shuffle_every and self.step % self.shuffle_every == 0:
+                for t in transitions:
+                    for d in t.drivers:
+                        d.shuffle_(self.generator)
+
+    # -- checkpointing ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, best weights, counters, history, RNG, optimiser."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "best_state": self.best_state, "best_score": self.best_score,
+            "best_step": self.best_step, "step": self.step, "batch_index": self.batch_index,
+            "near": dict(self.near), "history": copy.deepcopy(self.history),
+            "radii_before": self.radii_before, "targets": self.targets,
+            "converged": self.converged, "is_ffn": getattr(self, "_is_ffn", None),
+            "generator": self.generator.get_state(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (same model architecture and settings)."""
+        self.model.load_state_dict(state["model"])
+        self.best_state = state["best_state"]
+        self.best_score, self.best_step = state["best_score"], state["best_step"]
+        self.step, self.batch_index = state["step"], state["batch_index"]
+        self.near, self.history = dict(state["near"]), copy.deepcopy(state["history"])
+        self.radii_before, self.targets = state["radii_before"], state["targets"]
+        self.converged = state["converged"]
+        if state["is_ffn"] is not None:
+            self._is_ffn = state["is_ffn"]
+        self.generator.set_state(state["generator"])
+        if state["optimizer"] is not None:
+            if self.optimizer is None:
+                raise ValueError("the checkpoint has optimiser state but grad_step=False")
+            self.optimizer.load_state_dict(state["optimizer"])
+        self._iter = None
+        if isinstance(self.inputs, Iterable) and not isinstance(
+                self.inputs, torch.Tensor | list | tuple):
+            # resume a plain iterable where it was (a DataLoader reshuffles on its own RNG)
+            self._iter = itertools.islice(iter(self.inputs), self.batch_index, None)
