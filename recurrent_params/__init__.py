@@ -8,6 +8,7 @@ References:
 from recurrent_params.assign import assign_
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.parametrizations import RealImag
+from recurrent_params.scan import linear_scan
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,8 @@ __all__ = [
     "__version__",
     # Parametrizations (torch.nn.utils.parametrize modules)
     "RealImag",
+    # Scan core
+    "linear_scan",
     # Utilities
     "assign_",
     "ComplexSafeModule",
