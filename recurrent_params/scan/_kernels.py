@@ -139,7 +139,7 @@ def parallel_scan(
     reverse: bool = False,
     combine_mode: str = "pointwise",
 ) -> torch.Tensor:
-    """Parallel (log-depth) scan via ``associative_scan``; compiled for ``combine_mode="pointwise"``.
+    """Parallel (log-depth) scan by ``associative_scan`` (compiled when ``"pointwise"``).
 
     The initial state is folded into the first input (``u_0 + lam_0 h0``).
     """

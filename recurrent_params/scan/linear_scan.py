@@ -1,4 +1,4 @@
-r"""The linear-scan core: $h_t = \lambda_t h_{t-1} + u_t$ with a hand-written reverse-scan backward."""
+r"""The linear-scan core $h_t = \lambda_t h_{t-1} + u_t$ and its reverse-scan backward."""
 
 from __future__ import annotations
 
@@ -197,7 +197,8 @@ def linear_scan(
 
     References:
         Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
-        arXiv 2303.06349 (the scan operator $(a_i, b_i) \circ (a_j, b_j) = (a_j a_i, a_j b_i + b_j)$).
+        arXiv 2303.06349 (scan operator
+        $(a_i, b_i) \circ (a_j, b_j) = (a_j a_i, a_j b_i + b_j)$).
 
     Example:
         >>> import torch

@@ -48,10 +48,9 @@ def test_matches_float64_loop_forward_and_backward(impl, dtype, per_step, with_h
         ref = reference_scan(lam, u, h0)
     _rel_close(h, ref)
     w = torch.randn_like(ref)
-    grads = torch.autograd.grad((h * w.conj()).real.sum(), [t for t in (lam, u, h0) if t is not None])
-    grads_ref = torch.autograd.grad(
-        (ref * w.conj()).real.sum(), [t for t in (lam, u, h0) if t is not None]
-    )
+    leaves = [t for t in (lam, u, h0) if t is not None]
+    grads = torch.autograd.grad((h * w.conj()).real.sum(), leaves)
+    grads_ref = torch.autograd.grad((ref * w.conj()).real.sum(), leaves)
     for got, want in zip(grads, grads_ref):
         _rel_close(got, want)
 
