@@ -6,6 +6,7 @@ References:
 """
 
 from recurrent_params.assign import assign_
+from recurrent_params.cells import DenseRNN, DiagonalRNN
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
@@ -16,8 +17,10 @@ __all__ = [
     "__version__",
     # Parametrizations (torch.nn.utils.parametrize modules)
     "RealImag",
-    # Scan core
+    # Scan core and cells
     "linear_scan",
+    "DenseRNN",
+    "DiagonalRNN",
     # Utilities
     "assign_",
     "ComplexSafeModule",
