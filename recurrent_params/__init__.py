@@ -7,14 +7,32 @@ References:
 
 from recurrent_params.assign import assign_
 from recurrent_params.complex_safe import ComplexSafeModule
-from recurrent_params.parametrizations import RealImag
+from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
+from recurrent_params.parametrizations import (
+    EigenParametrization,
+    ExpMag,
+    OptimalTanh,
+    Polar,
+    RealImag,
+    ScaledAngle,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    # Parametrizations (torch.nn.utils.parametrize modules)
+    # Eigenvalue parametrizations (torch.nn.utils.parametrize modules)
+    "ExpMag",
+    "Polar",
+    "ScaledAngle",
+    "OptimalTanh",
+    "EigenParametrization",
     "RealImag",
+    # Input normalisation
+    "InputNorm",
+    "input_gamma",
+    "normalize_input",
+    "GAMMA_KINDS",
     # Utilities
     "assign_",
     "ComplexSafeModule",
