@@ -24,9 +24,9 @@ class LRU(RecurrentCell):
     $y_t = \mathrm{Re}(C h_t) + D \odot x_t$.
 
     As in the paper, by default ``lam`` carries the exponential parametrization
-    ``ExpMag(phase="exp")`` ($\lambda = \exp(-\exp(\nu) + i \exp(\theta_{log}))$) and ``B`` carries a
-    learned normalisation ``InputNorm("learned")`` ($\gamma = \exp(\gamma_{log})$, initialised
-    at $\sqrt{1 - |\lambda|^2}$), both registered through ``torch.nn.utils.parametrize``:
+    ``ExpMag(phase="exp")`` ($\lambda = \exp(-\exp(\nu) + i \exp(\theta_{log}))$) and ``B``
+    carries a learned normalisation ``InputNorm("learned")`` ($\gamma = \exp(\gamma_{log})$,
+    initialised at $\sqrt{1 - |\lambda|^2}$), both registered through ``parametrize``:
     ``cell.lam`` reads the eigenvalues, ``cell.B`` the effective (normalised) input matrix,
     and ``parametrize.remove_parametrizations(cell, "lam")`` gives back a plain ``lam``.
     Pass ``parametrization=None`` to build it with a plain ``lam`` (then register any map

@@ -219,7 +219,8 @@ def test_iid_normalization_gives_unit_stationary_variance():
     x = torch.randn(4000, 600, 1, dtype=torch.float64)
     with torch.no_grad():
         _, h = cell(x)
-    torch.testing.assert_close(h.pow(2).mean(0), torch.ones(2, dtype=torch.float64), rtol=0.08, atol=0)
+    ones = torch.ones(2, dtype=torch.float64)
+    torch.testing.assert_close(h.pow(2).mean(0), ones, rtol=0.08, atol=0)
 
 
 def test_user_registered_expmag_on_diagonal_rnn():
