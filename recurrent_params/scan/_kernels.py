@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from recurrent_params.scan._alloc import empty_output
+
 __all__ = ["loop_scan", "chunked_scan", "parallel_scan"]
 
 
@@ -33,7 +35,7 @@ def loop_scan(
 ) -> torch.Tensor:
     """Sequential scan, one ``addcmul`` per step (no autograd)."""
     B, L, d = u.shape
-    out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (B, L, d)
+    out = empty_output(u)  # (B, L, d)
     if L == 0:
         return out
     steps = range(L - 1, -1, -1) if reverse else range(L)

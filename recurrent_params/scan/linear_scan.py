@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from recurrent_params.scan import _kernels
+from recurrent_params.scan._alloc import empty_output
 
 __all__ = ["linear_scan", "scan_implementation"]
 
@@ -120,31 +121,43 @@ class _LinearScanFn(torch.autograd.Function):
         reverse, impl = ctx.reverse, ctx.impl
         need_lam, need_u, need_h0 = ctx.needs_input_grad[:3]
         per_step = lam.dim() == 3
-        lam_c = lam.conj()
+        lam_c = lam.conj().resolve_conj()  # materialise once, not at every step
         if per_step:  # the adjoint uses lam of the neighbouring step (wrapped value unused)
             lam_c = lam_c.roll(1 if reverse else -1, dims=1)
         a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
         first = -1 if reverse else 0  # the step that reads h0
         g_lam = g_h0 = None
         if need_lam:
+            # h_in[:, t] is the state that lam_t multiplies: h[:, t-1] (h0 at the first step)
+            a_in, h_in = (a[:, :-1], h[:, 1:]) if reverse else (a[:, 1:], h[:, :-1])
             if per_step:
-                zero = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
-                if reverse:
-                    h_in = torch.cat([h[:, 1:], zero], 1)  # (B, L, d)
+                g_lam = empty_output(a)  # (B, L, d)
+                rest = g_lam[:, :-1] if reverse else g_lam[:, 1:]
+                torch.mul(a_in, h_in.conj(), out=rest)
+                edge = g_lam[:, first]
+                if h0 is None:
+                    edge.zero_()
                 else:
-                    h_in = torch.cat([zero, h[:, :-1]], 1)  # (B, L, d)
-                g_lam = a * h_in.conj()  # (B, L, d)
+                    torch.mul(a[:, first], h0.conj(), out=edge)
             else:
-                if reverse:
-                    g_lam = (a[:, :-1] * h[:, 1:].conj()).sum((0, 1))  # (d,)
-                else:
-                    g_lam = (a[:, 1:] * h[:, :-1].conj()).sum((0, 1))  # (d,)
+                g_lam = _dot_over_batch_time(a_in, h_in)  # (d,)
                 if h0 is not None:
                     g_lam = g_lam + (a[:, first] * h0.conj()).sum(0)
         if need_h0 and h0 is not None:
             lam_first = lam[:, first] if per_step else lam
             g_h0 = lam_first.conj() * a[:, first]  # (B, d)
         return _like(g_lam, lam), a if need_u else None, _like(g_h0, h0), None, None
+
+
+def _dot_over_batch_time(a: torch.Tensor, h: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """``(a * conj(h)).sum((0, 1))`` in time blocks, so no (B, L, d) temporary is allocated
+    (fresh large temporaries are page-fault bound on CPU)."""
+    if torch.is_grad_enabled() and (a.requires_grad or h.requires_grad):
+        return (a * h.conj()).sum((0, 1))  # double backward: keep it differentiable
+    acc = torch.zeros_like(a[0, 0])  # (d,)
+    for s in range(0, a.shape[1], block):
+        acc += (a[:, s : s + block] * h[:, s : s + block].conj()).sum((0, 1))
+    return acc
 
 
 def _dispatch(lam, u, h0, reverse: bool, impl: str) -> torch.Tensor:
