@@ -124,13 +124,22 @@ class _LinearScanFn(torch.autograd.Function):
         lam_c = lam.conj().resolve_conj()  # materialise once, not at every step
         if per_step:  # the adjoint uses lam of the neighbouring step (wrapped value unused)
             lam_c = lam_c.roll(1 if reverse else -1, dims=1)
-        a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
+        fused = None
+        if need_lam and not per_step and impl == "loop" and not torch.is_grad_enabled():
+            # adjoint scan and the lam gradient in one pass over memory
+            a, fused = _kernels.loop_scan(lam_c, g, None, not reverse, dot_with=h)
+        else:
+            a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
         first = -1 if reverse else 0  # the step that reads h0
         g_lam = g_h0 = None
         if need_lam:
             # h_in[:, t] is the state that lam_t multiplies: h[:, t-1] (h0 at the first step)
             a_in, h_in = (a[:, :-1], h[:, 1:]) if reverse else (a[:, 1:], h[:, :-1])
-            if per_step:
+            if per_step and torch.is_grad_enabled():  # double backward: differentiable ops
+                edge = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
+                parts = [h_in, edge] if reverse else [edge, h_in]
+                g_lam = a * torch.cat(parts, 1).conj()  # (B, L, d)
+            elif per_step:
                 g_lam = empty_output(a)  # (B, L, d)
                 rest = g_lam[:, :-1] if reverse else g_lam[:, 1:]
                 torch.mul(a_in, h_in.conj(), out=rest)
@@ -140,7 +149,7 @@ class _LinearScanFn(torch.autograd.Function):
                 else:
                     torch.mul(a[:, first], h0.conj(), out=edge)
             else:
-                g_lam = _dot_over_batch_time(a_in, h_in)  # (d,)
+                g_lam = _dot_over_batch_time(a_in, h_in) if fused is None else fused  # (d,)
                 if h0 is not None:
                     g_lam = g_lam + (a[:, first] * h0.conj()).sum(0)
         if need_h0 and h0 is not None:
