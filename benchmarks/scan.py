@@ -95,6 +95,17 @@ def peak_memory(fn, device: torch.device) -> tuple[str, float]:
     return "saved", saved_bytes(lambda: fn(backward=False)) / 2**20
 
 
+def _available_bytes() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return 1024.0 * int(line.split()[1])
+    except OSError:
+        pass
+    return float("inf")
+
+
 def python_loop(lam, u):
     """The baseline: autograd through a Python loop over ``unbind(1)``."""
     h = torch.zeros_like(u[:, 0])
@@ -164,12 +175,18 @@ def bench_lru(args, device) -> None:
         PeerLRU = None
         print("\nlru-pytorch is not installed: the peer column is skipped")
     B, d = args.batch, args.d
-    rows = []
-    for L in args.lengths:
+    rows, skipped = [], []
+    lengths = sorted(set(args.lengths) | set(args.peer_lengths if PeerLRU is not None else []))
+    for L in lengths:
         x = torch.randn(B, L, d, device=device)
         ours = LRU(d, d).to(device)
         methods = {"recurrent_params.LRU": lambda m=ours, x=x: m(x)[0].square().mean().backward()}
-        if PeerLRU is not None and L <= args.peer_max_length:
+        # the peer multiplies gamma into B at every step: its graph keeps a (d, d) complex
+        # matrix per (batch, time) step
+        need = 8 * B * L * d * d
+        if PeerLRU is not None and (L > args.peer_max_length or need > _available_bytes() / 2):
+            skipped.append(f"L={L} (its graph needs ~{need / 2**30:.0f} GiB)")
+        elif PeerLRU is not None:
             peer = PeerLRU(d, d, d).to(device)
             methods["lru-pytorch"] = lambda m=peer, x=x: m(x).square().mean().backward()
         times = round_robin(methods, args.repeats, device, budget_s=5.0)
@@ -181,6 +198,8 @@ def bench_lru(args, device) -> None:
         ["L", "method", "median ms", "time / ours"],
         rows,
     )
+    if skipped:
+        print("lru-pytorch skipped at " + ", ".join(skipped))
 
 
 def bench_s4d(args, device) -> None:
@@ -224,6 +243,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--s4d-channels", type=int, default=64)
     p.add_argument("--peer-max-length", type=int, default=4096)
+    p.add_argument("--peer-lengths", type=int, nargs="*", default=[256], help="extra L, peer")
     p.add_argument("--peak-gbps", type=float, default=3350.0, help="device memory bandwidth")
     p.add_argument("--all-impls", action="store_true", help="also time the chunked scan on GPU")
     p.add_argument("--only", choices=["scan", "lru", "s4d"], nargs="+")
@@ -231,6 +251,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.lengths, args.repeats, args.batch, args.d = [256], 2, 4, 64
+        args.peer_lengths = []
         args.s4d_channels = 16
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
