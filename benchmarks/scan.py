@@ -184,7 +184,7 @@ def bench_lru(args, device) -> None:
         # the peer multiplies gamma into B at every step: its graph keeps a (d, d) complex
         # matrix per (batch, time) step
         need = 8 * B * L * d * d
-        if PeerLRU is not None and (L > args.peer_max_length or need > _available_bytes() / 2):
+        if PeerLRU is not None and (L > args.peer_max_length or need > 0.8 * _available_bytes()):
             skipped.append(f"L={L} (its graph needs ~{need / 2**30:.0f} GiB)")
         elif PeerLRU is not None:
             peer = PeerLRU(d, d, d).to(device)

@@ -173,7 +173,7 @@ def parallel_scan(
     if combine_mode == "pointwise":
         key = "pointwise"
         if key not in _COMPILED:
-            _COMPILED[key] = torch.compile(_assoc, fullgraph=True, dynamic=False)
+            _COMPILED[key] = torch.compile(_assoc, fullgraph=True)
         run = _COMPILED[key]
     else:
         run = _assoc

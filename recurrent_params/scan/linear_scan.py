@@ -33,7 +33,7 @@ def scan_implementation(device: torch.device | str, requires_grad: bool = True) 
     if torch._C._are_functorch_transforms_active():
         return "autograd"
     if device.type == "cuda":
-        return "chunked" if "cuda" in _PARALLEL_BROKEN else "parallel"
+        return "chunked" if device.type in _PARALLEL_BROKEN else "parallel"
     return "loop"
 
 
@@ -73,19 +73,18 @@ def _kernel(impl: str, lam, u, h0, reverse: bool) -> torch.Tensor:
     if impl in ("chunked", "autograd"):
         return _kernels.chunked_scan(lam, u, h0, reverse)
     if impl == "parallel":
-        if u.device.type == "cuda":
-            try:
-                return _kernels.parallel_scan(lam, u, h0, reverse)
-            except Exception as err:  # compile failures: fall back, loudly, once
-                _PARALLEL_BROKEN.add("cuda")
-                warnings.warn(
-                    f"linear_scan: the compiled parallel scan failed ({type(err).__name__}: "
-                    f"{err}); falling back to the chunked scan on this device",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return _kernels.chunked_scan(lam, u, h0, reverse)
-        return _kernels.parallel_scan(lam, u, h0, reverse, combine_mode="generic")
+        mode = "pointwise" if u.device.type == "cuda" else "generic"
+        try:
+            return _kernels.parallel_scan(lam, u, h0, reverse, combine_mode=mode)
+        except Exception as err:  # compile failures: fall back, loudly, once per device type
+            _PARALLEL_BROKEN.add(u.device.type)
+            warnings.warn(
+                f"linear_scan: the parallel scan failed on {u.device.type} "
+                f"({type(err).__name__}: {err}); falling back to the chunked scan",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return _kernels.chunked_scan(lam, u, h0, reverse)
     raise ValueError(f"linear_scan: impl must be one of {_IMPLS}, got {impl!r}")
 
 

@@ -1,5 +1,7 @@
 """linear_scan against the float64 Python loop, forward and backward, every kernel."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -110,6 +112,23 @@ def test_parallel_combine_on_cpu_generic_mode(dtype):
     lam, u, h0 = (t.detach() for t in _inputs(2, 37, 3, dtype, True, True))
     h = parallel_scan(lam, u, h0, combine_mode="generic")
     torch.testing.assert_close(h, reference_scan(lam, u, h0).to(dtype), rtol=1e-4, atol=1e-4)
+
+
+def test_parallel_failure_falls_back_to_chunked_with_a_warning(monkeypatch):
+    from recurrent_params.scan import _kernels
+
+    module = importlib.import_module("recurrent_params.scan.linear_scan")  # not the function
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(_kernels, "parallel_scan", broken)
+    monkeypatch.setattr(module, "_PARALLEL_BROKEN", set())
+    lam, u, h0 = _inputs(2, 30, 3, torch.complex128, False, True)
+    with pytest.warns(RuntimeWarning, match="falling back to the chunked scan"):
+        h = linear_scan(lam, u, h0, impl="parallel")
+    _rel_close(h, reference_scan(lam, u, h0))
+    assert module._PARALLEL_BROKEN == {"cpu"}
 
 
 def test_cpu_default_is_the_loop():
