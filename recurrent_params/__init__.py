@@ -6,6 +6,7 @@ References:
 """
 
 from recurrent_params.assign import assign_
+from recurrent_params.cells import DenseRNN, DiagonalRNN
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
@@ -16,6 +17,7 @@ from recurrent_params.parametrizations import (
     RealImag,
     ScaledAngle,
 )
+from recurrent_params.scan import linear_scan
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,10 @@ __all__ = [
     "input_gamma",
     "normalize_input",
     "GAMMA_KINDS",
+    # Scan core and cells
+    "linear_scan",
+    "DenseRNN",
+    "DiagonalRNN",
     # Utilities
     "assign_",
     "ComplexSafeModule",

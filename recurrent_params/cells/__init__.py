@@ -1,0 +1,6 @@
+"""Recurrent cells on the linear-scan core (batch-first, sequence and step modes)."""
+
+from recurrent_params.cells.dense_rnn import DenseRNN
+from recurrent_params.cells.diagonal_rnn import DiagonalRNN
+
+__all__ = ["DenseRNN", "DiagonalRNN"]
