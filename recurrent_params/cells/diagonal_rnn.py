@@ -10,6 +10,7 @@ from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
 from recurrent_params.cells._ops import input_proj, real_output
+from recurrent_params.input_norm import InputNorm, input_gamma
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
 
@@ -101,8 +102,6 @@ class DiagonalRNN(RecurrentCell):
             parametrize.register_parametrization(self, "B", RealImag())
             parametrize.register_parametrization(self, "C", RealImag())
         if normalization == "learned":
-            from recurrent_params.parametrizations import InputNorm
-
             self.norm = InputNorm("learned", lam=self.lam.detach())
 
     def gamma(self, lam: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -112,8 +111,6 @@ class DiagonalRNN(RecurrentCell):
         lam = self.lam if lam is None else lam
         if self.normalization == "learned":
             return self.norm.gamma(lam)
-        from recurrent_params.parametrizations import input_gamma
-
         return input_gamma(lam, kind=self.normalization, rho=self.rho)
 
     def _effective(self):
