@@ -370,8 +370,8 @@ def effective_learning_rates(
         >>> p = torch.nn.Parameter(torch.zeros(2))
         >>> opt = torch.optim.Adam([p], lr=0.1, eps=0.0)
         >>> p.grad = torch.tensor([2.0, -0.5]); opt.step()
-        >>> effective_learning_rates(opt).rates["group0.param0"]  # lr / |g| after one step
-        tensor([0.0500, 0.2000])
+        >>> effective_learning_rates(opt).rates["group0.param0"]  # lr / ((1 - beta1) |g|)
+        tensor([0.5000, 2.0000])
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
