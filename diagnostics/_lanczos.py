@@ -117,12 +117,14 @@ def lanczos_eigsh(
             # next block from the residual; a (near) invariant subspace restarts at random
             nxt, r = _orthonormal_rows(w)
             scale = max(float(proj[:m, :m].abs().max()), torch.finfo(dtype).tiny)
+            restarted = False
             if m < max_dim:
                 diag_r = r.diagonal().abs()
-                if bool((diag_r <= 1e3 * torch.finfo(dtype).eps * scale).any()):
+                small = max(1e-2 * tol, 1e3 * torch.finfo(dtype).eps) * scale
+                if bool((diag_r <= small).any()):
                     # (near) invariant subspace: complete the block with directions orthogonal
                     # to the basis; the coupling is then measured, not taken from the QR
-                    bad = diag_r <= 1e3 * torch.finfo(dtype).eps * scale
+                    bad = diag_r <= small
                     fresh = nxt.clone()
                     noise = torch.randn(width, n, dtype=dtype, generator=generator).to(device)
                     fresh[bad] = noise[bad]
@@ -130,6 +132,7 @@ def lanczos_eigsh(
                         fresh = fresh - (fresh @ basis[:m].T) @ basis[:m]
                     nxt, _ = _orthonormal_rows(fresh)
                     r = nxt @ w.T  # (w, w)
+                    restarted = True  # the Krylov space was invariant: look for more copies
                 nw = min(width, max_dim - m)
                 basis[m : m + nw] = nxt[:nw]
                 proj[m : m + nw, m - width : m] = r[:nw].to(torch.float64).cpu()
@@ -145,7 +148,7 @@ def lanczos_eigsh(
             max_res = float(resid.max()) / max(float(theta.abs().max()), 1e-300)
             values, svec = theta[idx], s[:, idx]
             info.update(max_residual=max_res)
-            if max_res <= tol or m >= max_dim:
+            if (max_res <= tol and not restarted) or m >= max_dim:
                 break
     finally:
         if bar is not None:

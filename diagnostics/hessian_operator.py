@@ -111,6 +111,11 @@ def _tensors(obj: Any) -> Iterable[torch.Tensor]:
             yield from _tensors(item)
 
 
+def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
+    """``(..., 2)`` real pairs to complex; unlike ``view_as_complex`` any offset or stride works."""
+    return torch.complex(pairs[..., 0], pairs[..., 1])
+
+
 def _progress(iterable, enabled: bool, desc: str, total: int):
     if not enabled:
         return iterable
@@ -287,7 +292,7 @@ class HessianOperator:
         out = {}
         for b in self.blocks:
             chunk = vector[b.start : b.stop].reshape(b.real_shape)
-            out[b.name] = torch.view_as_complex(chunk) if b.is_complex else chunk
+            out[b.name] = _as_complex(chunk) if b.is_complex else chunk
         return out
 
     def __repr__(self) -> str:
@@ -301,7 +306,7 @@ class HessianOperator:
         params = {}
         for b in self.blocks:
             chunk = theta[b.start : b.stop].reshape(b.real_shape)
-            params[b.name] = torch.view_as_complex(chunk) if b.is_complex else chunk
+            params[b.name] = _as_complex(chunk) if b.is_complex else chunk
         out = functional_call(self.model, params, self._inputs, strict=False)
         loss = self.loss_fn(out, self._targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
