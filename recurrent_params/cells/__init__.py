@@ -1,0 +1,7 @@
+"""Recurrent cells on the linear-scan core (batch-first, sequence and step modes)."""
+
+from recurrent_params.cells.dense_rnn import DenseRNN
+from recurrent_params.cells.diagonal_rnn import DiagonalRNN
+from recurrent_params.cells.lru import LRU
+
+__all__ = ["DenseRNN", "DiagonalRNN", "LRU"]
