@@ -6,7 +6,7 @@ References:
 """
 
 from recurrent_params.assign import assign_
-from recurrent_params.cells import DenseRNN, DiagonalRNN
+from recurrent_params.cells import LRU, DenseRNN, DiagonalRNN
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
@@ -39,6 +39,7 @@ __all__ = [
     "linear_scan",
     "DenseRNN",
     "DiagonalRNN",
+    "LRU",
     # Utilities
     "assign_",
     "ComplexSafeModule",

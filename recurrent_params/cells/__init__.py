@@ -2,5 +2,6 @@
 
 from recurrent_params.cells.dense_rnn import DenseRNN
 from recurrent_params.cells.diagonal_rnn import DiagonalRNN
+from recurrent_params.cells.lru import LRU
 
-__all__ = ["DenseRNN", "DiagonalRNN"]
+__all__ = ["DenseRNN", "DiagonalRNN", "LRU"]

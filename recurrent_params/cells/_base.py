@@ -22,7 +22,7 @@ def ring_init(
         raise ValueError(f"expected max_phase >= 0, got {max_phase}")
     u = torch.rand(n, dtype=torch.float64)
     r = torch.sqrt(u * (r_max**2 - r_min**2) + r_min**2)  # (n,)
-    r = r.clamp(max=1.0 - 1e-7)  # |lam| = 1 exactly would make gamma(lam) zero
+    r = r.clamp(1e-8, 1.0 - 1e-7)  # |lam| = 1 would make gamma zero; 0 has no ExpMag original
     if not complex:
         return r.to(torch.get_default_dtype())
     theta = max_phase * torch.rand(n, dtype=torch.float64)

@@ -10,18 +10,18 @@ from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
 from recurrent_params.cells._ops import input_proj, real_output
-from recurrent_params.input_norm import InputNorm, input_gamma
+from recurrent_params.input_norm import InputNorm, normalize_input
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
 
 __all__ = ["DiagonalRNN"]
 
-_NORMS = (None, "iid", "l1", "correlated", "learned")
+_NORMS = (None, "none", "iid", "l1", "correlated", "learned")
 
 
 class DiagonalRNN(RecurrentCell):
     r"""Diagonal linear recurrence $h_t = \lambda \odot h_{t-1} + \gamma(\lambda) \odot (B x_t)$,
-    $y_t = \mathrm{Re}(C h_t) + D x_t$.
+    $y_t = \mathrm{Re}(C h_t) + D x_t$ (``cell.B`` reads $\gamma(\lambda) \odot B$).
 
     ``lam`` is a *plain* parameter (complex, or real with ``complex=False``), so the
     eigenvalue parametrization is the user's choice:
@@ -29,14 +29,17 @@ class DiagonalRNN(RecurrentCell):
     complex (stored as two real tensors through :class:`~recurrent_params.RealImag`) for a
     complex cell and plain real parameters otherwise; ``D`` is real.
 
-    Input normalisation $\gamma(\lambda)$ is applied functionally in ``forward`` (the effective
-    input matrix is ``gamma(lam)[:, None] * B``, recomputed from the current ``lam`` at every
-    call, whatever parametrization ``lam`` carries):
+    Input normalisation $\gamma(\lambda)$ is registered on ``B`` with
+    :func:`~recurrent_params.normalize_input`, so ``cell.B`` reads the *effective* matrix
+    $\gamma(\lambda)_i B^{raw}_{ij}$, recomputed from the current ``lam`` at every access
+    (whatever parametrization ``lam`` carries, including one registered after construction),
+    and ``assign_(cell, "B", value)`` sets the effective matrix:
 
-    * ``None``: $\gamma = 1$;
+    * ``None`` (or ``"none"``): $\gamma = 1$, nothing is registered;
     * ``"iid"``: $\sqrt{1 - |\lambda|^2}$; ``"l1"``: $1 - |\lambda|$;
-    * ``"correlated"``: the exact normaliser for inputs with autocorrelation ``rho``;
-    * ``"learned"``: $\exp(\gamma_{log})$ with a parameter ``norm.gamma_log`` initialised at
+    * ``"correlated"``: the exact normaliser for real $\lambda$ and inputs with
+      autocorrelation ``rho``;
+    * ``"learned"``: $\exp(\gamma_{log})$ with a parameter ``gamma_log`` initialised at
       $\log\sqrt{1 - |\lambda|^2}$ of the initial eigenvalues.
 
     Initialisation: ring init $|\lambda|^2 \sim U[r_{min}^2, r_{max}^2]$,
@@ -49,7 +52,8 @@ class DiagonalRNN(RecurrentCell):
         d_state: number of eigenvalues $N$.
         d_output: output features.
         complex: complex (default) or real eigenvalues.
-        normalization: ``None``, ``"iid"``, ``"l1"``, ``"correlated"`` or ``"learned"``.
+        normalization: ``None``, ``"none"``, ``"iid"``, ``"l1"``, ``"correlated"`` or
+            ``"learned"``.
         rho: input autocorrelation for ``normalization="correlated"``.
         r_min: smallest initial $|\lambda|$.
         r_max: largest initial $|\lambda|$.
@@ -101,25 +105,18 @@ class DiagonalRNN(RecurrentCell):
         if complex:
             parametrize.register_parametrization(self, "B", RealImag())
             parametrize.register_parametrization(self, "C", RealImag())
-        if normalization == "learned":
-            self.norm = InputNorm("learned", lam=self.lam.detach())
+        if normalization not in (None, "none"):
+            normalize_input(self, "B", eig_name="lam", kind=normalization, rho=rho)
 
-    def gamma(self, lam: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Input normalisation $\\gamma(\\lambda)$ ``(N,)`` of the current ``lam``, or ``None``."""
-        if self.normalization is None:
+    def gamma(self) -> torch.Tensor | None:
+        """The input normaliser $\\gamma(\\lambda)$ ``(N,)`` at the current ``lam``, or ``None``."""
+        if not parametrize.is_parametrized(self, "B"):
             return None
-        lam = self.lam if lam is None else lam
-        if self.normalization == "learned":
-            return self.norm.gamma(lam)
-        return input_gamma(lam, kind=self.normalization, rho=self.rho)
+        norms = [p for p in self.parametrizations.B if isinstance(p, InputNorm)]
+        return norms[-1].gamma(self.lam) if norms else None
 
     def _effective(self):
-        lam = self.lam  # (N,)
-        B = self.B  # (N, d_in)
-        g = self.gamma(lam)
-        if g is not None:
-            B = g.unsqueeze(-1).to(B.dtype) * B
-        return lam, B
+        return self.lam, self.B  # (N,), (N, d_in) with gamma already applied
 
     def _sequence(self, x, state):
         lam, B = self._effective()

@@ -2,11 +2,13 @@
 gradcheck, state_dict / deepcopy, dtype moves and input errors."""
 
 import copy
+import math
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
-from recurrent_params import DenseRNN, DiagonalRNN
+from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag, assign_, input_gamma
 
 D_IN, N, D_OUT = 3, 5, 2
 
@@ -21,20 +23,36 @@ def _dense_ref(cell, x, h):
 
 def _diag_ref(cell, x, h):
     lam = cell.lam
-    g = cell.gamma()
-    g = torch.ones_like(lam.real) if g is None else g
-    B = cell.B.to(lam.dtype) if lam.is_complex() else cell.B
+    B = cell.B.to(lam.dtype) if lam.is_complex() else cell.B  # gamma(lam) already applied
     ys = []
     for x_t in x:
-        h = lam * h + g * (B @ x_t.to(B.dtype))
-        ys.append((cell.C.to(h.dtype) @ h).real + cell.D @ x_t)
+        h = lam * h + B @ x_t.to(B.dtype)
+        skip = cell.D * x_t if cell.D.dim() == 1 else cell.D @ x_t
+        ys.append((cell.C.to(h.dtype) @ h).real + skip)
     return torch.stack(ys), h
+
+
+def _diag_expmag():
+    cell = DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, r_max=0.99, normalization="iid")
+    parametrize.register_parametrization(cell, "lam", ExpMag())
+    return cell
 
 
 CELLS = {
     "dense": (lambda: DenseRNN(D_IN, N, D_OUT), _dense_ref),
     "diag-complex": (lambda: DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, r_max=0.99), _diag_ref),
     "diag-real": (lambda: DiagonalRNN(D_IN, N, D_OUT, complex=False, r_min=0.5), _diag_ref),
+    "diag-learned": (
+        lambda: DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, normalization="learned"),
+        _diag_ref,
+    ),
+    "diag-real-correlated": (
+        lambda: DiagonalRNN(D_IN, N, D_OUT, complex=False, normalization="correlated", rho=0.5),
+        _diag_ref,
+    ),
+    "diag-expmag-iid": (_diag_expmag, _diag_ref),
+    "lru": (lambda: LRU(D_IN, N, r_min=0.5, r_max=0.99), _diag_ref),
+    "lru-plain": (lambda: LRU(D_IN, N, parametrization=None, normalization=None), _diag_ref),
 }
 
 
@@ -127,7 +145,8 @@ def test_dtype_moves_keep_complex_and_initial_state(cell_case):
 def test_errors_name_expected_and_received(cell_case):
     cell, _ = cell_case
     name = type(cell).__name__.replace("Parametrized", "")
-    with pytest.raises(ValueError, match=rf"{name}: expected input of shape .*{D_IN}\), got"):
+    d_in = cell.d_input
+    with pytest.raises(ValueError, match=rf"{name}: expected input of shape .*{d_in}\), got"):
         cell(torch.randn(2, 4, D_IN + 1, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, 3\), got \(3,\)"):
         cell.step(torch.randn(D_IN, dtype=torch.float64))
@@ -177,3 +196,58 @@ def test_torch_compile(name):
     x = torch.randn(2, 6, D_IN)
     compiled = torch.compile(cell)
     torch.testing.assert_close(compiled(x)[0], cell(x)[0])
+
+
+def test_diagonal_rnn_normalization_is_registered_on_B():
+    cell = DiagonalRNN(2, 6, 1, r_min=0.5, r_max=0.99, normalization="iid")
+    raw = torch.complex(*(cell.parametrizations.B.original0, cell.parametrizations.B.original1))
+    gamma = torch.sqrt(1 - cell.lam.detach().abs() ** 2)
+    torch.testing.assert_close(cell.B, gamma[:, None] * raw)
+    torch.testing.assert_close(cell.gamma(), input_gamma(cell.lam.detach(), "iid"))
+    target = torch.randn(6, 2, dtype=torch.complex64)
+    assign_(cell, "B", target)  # sets the effective matrix
+    torch.testing.assert_close(cell.B, target)
+
+
+def test_iid_normalization_gives_unit_stationary_variance():
+    # E[h^2] = gamma^2 / (1 - lam^2) = 1 for i.i.d. unit inputs (curse-of-memory closed form)
+    cell = DiagonalRNN(1, 2, 1, complex=False, normalization="iid").double()
+    assign_(cell, "lam", torch.tensor([0.9, 0.99], dtype=torch.float64))
+    assign_(cell, "B", torch.ones(2, 1, dtype=torch.float64) * cell.gamma()[:, None].detach())
+    raw = cell.parametrizations.B.original
+    torch.testing.assert_close(raw, torch.ones_like(raw))
+    x = torch.randn(4000, 600, 1, dtype=torch.float64)
+    with torch.no_grad():
+        _, h = cell(x)
+    ones = torch.ones(2, dtype=torch.float64)
+    torch.testing.assert_close(h.pow(2).mean(0), ones, rtol=0.08, atol=0)
+
+
+def test_user_registered_expmag_on_diagonal_rnn():
+    cell = DiagonalRNN(1, 4, 1, r_min=0.5, r_max=0.9)
+    lam0 = cell.lam.detach().clone()
+    parametrize.register_parametrization(cell, "lam", ExpMag())
+    torch.testing.assert_close(cell.lam, lam0)
+    nu = cell.parametrizations.lam.original0
+    torch.testing.assert_close(torch.exp(-torch.exp(nu)), lam0.abs())
+
+
+def test_lru_paper_parametrization_and_removal():
+    cell = LRU(d_model=2, d_state=16, r_min=0.4, r_max=0.95, max_phase=math.pi / 4)
+    lam = cell.lam.detach()
+    assert parametrize.is_parametrized(cell, "lam")
+    originals = cell.parametrizations.lam
+    nu, theta_log = originals.original0, originals.original1
+    torch.testing.assert_close(torch.exp(-torch.exp(nu)), lam.abs())
+    torch.testing.assert_close(torch.exp(theta_log), lam.angle())
+    assert 0.4 - 1e-6 <= lam.abs().min() and lam.abs().max() <= 0.95 + 1e-6
+    assert lam.angle().min() >= 0 and lam.angle().max() <= math.pi / 4 + 1e-6
+    torch.testing.assert_close(cell.gamma(), torch.sqrt(1 - lam.abs() ** 2))
+    gamma_log = cell.parametrizations.B[1].gamma_log
+    assert gamma_log.requires_grad and gamma_log.shape == (16,)
+    assert cell.B.shape == (16, 2) and cell.C.shape == (2, 16) and cell.D.shape == (2,)
+    parametrize.remove_parametrizations(cell, "lam")
+    assert isinstance(cell.lam, torch.nn.Parameter)
+    torch.testing.assert_close(cell.lam.detach(), lam)
+    plain = LRU(2, 4, parametrization=None)
+    assert isinstance(plain.lam, torch.nn.Parameter) and plain.lam.is_complex()
