@@ -119,3 +119,14 @@ def _plot(rows: list[dict], path) -> None:
         ax.invert_xaxis()
         ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def summarize(result: dict) -> str:
+    """One sentence for the demo's summary."""
+    rows = result["rows"]
+    first, last = rows[0], rows[-1]
+    growth = last["E[(dh/dlam)^2]"] / first["E[(dh/dlam)^2]"]
+    return (f"from lam = {first['lam']} to {last['lam']}, E[(dh/dlam)^2] grew {growth:.2g}x "
+            f"(theory {last['E[(dh/dlam)^2] theory'] / first['E[(dh/dlam)^2] theory']:.2g}x) "
+            f"while the normalised, exp-parametrized sensitivity stayed at "
+            f"{last['cured E[(dh/dnu)^2]']:.2f} (theory 1/4): the curse of memory and its cure.")
