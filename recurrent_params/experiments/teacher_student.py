@@ -114,9 +114,23 @@ def half_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.mean((prediction - target) ** 2)
 
 
+def _left_unit_disk(student: nn.Module) -> bool:
+    """True when a diagonal student's eigenvalues left the unit disk (possible with Polar)."""
+    lam = getattr(student, "lam", None)
+    if not isinstance(lam, torch.Tensor) or isinstance(student, DenseRNN):
+        return False
+    with torch.no_grad():
+        return bool((lam.abs() >= 1).any())
+
+
 def train_student(student: nn.Module, teacher, *, lr: float, steps: int, batch_size: int,
                   length: int, seed: int) -> tuple[float, list[float]]:
-    """Adam + cosine schedule on fresh teacher data; returns (final test loss, loss curve)."""
+    r"""Adam + cosine schedule on fresh teacher data; returns (final test loss, loss curve).
+
+    A run diverges (final loss ``inf``) when its loss stops being finite or, for a diagonal
+    student with an unconstrained map (``Polar``), when an eigenvalue leaves the unit disk,
+    where the recurrence is unstable and $\gamma(\lambda)$ is undefined.
+    """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -131,6 +145,8 @@ def train_student(student: nn.Module, teacher, *, lr: float, steps: int, batch_s
         opt.step()
         sched.step()
         curve.append(float(loss.detach()))
+        if _left_unit_disk(student):
+            return math.inf, curve + [math.inf]
     x, y = teacher_data(teacher, 1024, length, generator=torch.Generator().manual_seed(10**6))
     with torch.no_grad():
         final = float(half_mse(student(x)[0], y))
