@@ -74,7 +74,10 @@ class S4D(RecurrentCell):
     ``log_dt``; ``assign_(cell, "lam", value)`` keeps $\Delta$ and sets
     $A = \log(\lambda)/\Delta$. With ``parametrization=None`` the cell keeps a plain complex
     ``lam`` (register any map on it) and uses $\bar B = \Delta (\lambda - 1) / \log \lambda$,
-    the same ZOH formula written in $\lambda$.
+    the same ZOH formula written in $\lambda$. That formula takes the principal logarithm,
+    so it equals the ZOH gain of the original $A$ only while $|\mathrm{Im}(\Delta A)| < \pi$;
+    removing the default map from a trained cell with larger phases therefore changes
+    $\bar B$ (S4D-Lin reaches $\Delta\pi n > \pi$ for large $n$).
 
     Inits: S4D-Lin $A_n = -\tfrac12 + i\pi n$; S4D-Inv
     $A_n = -\tfrac12 + i \tfrac{N}{\pi}\left(\tfrac{N}{2n+1} - 1\right)$;
