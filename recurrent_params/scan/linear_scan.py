@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from recurrent_params.scan import _kernels
 from recurrent_params.scan._alloc import empty_output
@@ -109,10 +110,25 @@ class _LinearScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, lam, u, h0, reverse, impl):
-        h = _kernel(impl, lam, u, h0, reverse)
+        # primal values only (forward-mode AD hands dual tensors to forward)
+        h = _kernel(impl, lam.detach(), u.detach(), None if h0 is None else h0.detach(), reverse)
         ctx.save_for_backward(lam, h0, h)
+        ctx.save_for_forward(lam, h0, h)
         ctx.reverse, ctx.impl = reverse, impl
         return h
+
+    @staticmethod
+    def jvp(ctx, d_lam, d_u, d_h0, _reverse, _impl):
+        """Forward mode: the tangent obeys the same scan,
+        $\\dot h_t = \\lambda_t \\dot h_{t-1} + \\dot\\lambda_t h_{t-1} + \\dot u_t$."""
+        lam, h0, h = (None if t is None else t.detach() for t in ctx.saved_tensors)
+        v = torch.zeros_like(h) if d_u is None else d_u
+        if d_lam is not None:
+            edge = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
+            parts = [h[:, 1:], edge] if ctx.reverse else [edge, h[:, :-1]]
+            h_in = torch.cat(parts, 1)  # state multiplied by lam_t
+            v = v + d_lam * h_in  # (B, L, d)
+        return _dispatch(lam, v, d_h0, ctx.reverse, ctx.impl)
 
     @staticmethod
     def backward(ctx, g):
@@ -168,6 +184,13 @@ def _dot_over_batch_time(a: torch.Tensor, h: torch.Tensor, block: int = 64) -> t
     return acc
 
 
+def _has_tangent(*tensors) -> bool:
+    """Whether forward-mode AD (``torch.autograd.forward_ad``) is tracking any input."""
+    if fwAD._current_level < 0:
+        return False
+    return any(t is not None and fwAD.unpack_dual(t).tangent is not None for t in tensors)
+
+
 def _dispatch(lam, u, h0, reverse: bool, impl: str) -> torch.Tensor:
     if impl == "auto":
         impl = scan_implementation(u.device)
@@ -176,6 +199,7 @@ def _dispatch(lam, u, h0, reverse: bool, impl: str) -> torch.Tensor:
     needs_graph = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (lam, u, h0)
     )
+    needs_graph = needs_graph or _has_tangent(lam, u, h0)
     if not needs_graph:
         return _kernel(impl, lam, u, h0, reverse)
     return _LinearScanFn.apply(lam, u, h0, reverse, impl)

@@ -93,6 +93,27 @@ def test_no_per_step_graph_is_kept():
     }
 
 
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_forward_mode_ad_matches_the_reference(per_step, reverse):
+    import torch.autograd.forward_ad as fwAD
+
+    lam, u, h0 = (t.detach() for t in _inputs(2, 40, 3, torch.complex128, per_step, True))
+    tangents = [torch.randn_like(t) for t in (lam, u, h0)]
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(p, t) for p, t in zip((lam, u, h0), tangents)]
+        out = fwAD.unpack_dual(linear_scan(*duals, reverse=reverse, impl="loop")).tangent
+
+    def ref(lam, u, h0):
+        if not reverse:
+            return reference_scan(lam, u, h0)
+        flip = (lambda t: t.flip(1)) if per_step else (lambda t: t)
+        return reference_scan(flip(lam), u.flip(1), h0).flip(1)
+
+    _, expected = torch.func.jvp(ref, (lam, u, h0), tuple(tangents))
+    _rel_close(out, expected)
+
+
 def test_torch_func_transforms_use_the_autograd_path():
     lam, u, h0 = (t.detach() for t in _inputs(2, 20, 3, torch.float64, False, True))
 
