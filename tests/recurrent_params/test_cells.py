@@ -213,12 +213,20 @@ def test_constructor_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("name", ["dense", "diag-complex", "lru", "s4d-lin-fft"])
 def test_torch_compile(name):
+    # the diagonal cells graph-break around linear_scan (torch.compiler.disable); S4D in FFT
+    # mode compiles into one graph
     cell = CELLS[name][0]()
     x = torch.randn(2, 6, D_IN)
     compiled = torch.compile(cell)
-    torch.testing.assert_close(compiled(x)[0], cell(x)[0])
+    y = compiled(x)[0]
+    torch.testing.assert_close(y, cell(x)[0])
+    params = list(cell.parameters())
+    grads = torch.autograd.grad(y.square().sum(), params)
+    expected = torch.autograd.grad(cell(x)[0].square().sum(), params)
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
 
 
 def test_diagonal_rnn_normalization_is_registered_on_B():
