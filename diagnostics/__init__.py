@@ -1,3 +1,39 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
-__all__: list[str] = []
+from diagnostics.correlated_inputs import correlated_inputs
+
+# Effective learning rates
+from diagnostics.effective_lr import EffectiveLRs, effective_learning_rates, supported_optimizers
+from diagnostics.effective_lr_tracker import EffectiveLRTracker
+
+# Hessian
+from diagnostics.hessian_diagonality import (
+    DiagonalityReport,
+    hessian_diagonality,
+    participation_number,
+)
+from diagnostics.hessian_operator import HessianOperator, HutchinsonEstimate, ParameterBlock
+from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
+from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
+
+__all__ = [
+    # Memory sensitivity (curse of memory)
+    "memory_sensitivity",
+    "MemorySensitivityReport",
+    "correlated_inputs",
+    "second_moment",
+    "sensitivity",
+    "normalized_exp_sensitivity",
+    # Hessian
+    "HessianOperator",
+    "HutchinsonEstimate",
+    "ParameterBlock",
+    "hessian_diagonality",
+    "DiagonalityReport",
+    "participation_number",
+    # Effective learning rates
+    "effective_learning_rates",
+    "EffectiveLRs",
+    "EffectiveLRTracker",
+    "supported_optimizers",
+]

@@ -6,15 +6,41 @@ References:
 """
 
 from recurrent_params.assign import assign_
+from recurrent_params.cells import LRU, S4D, DenseRNN, DiagonalRNN
 from recurrent_params.complex_safe import ComplexSafeModule
-from recurrent_params.parametrizations import RealImag
+from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
+from recurrent_params.parametrizations import (
+    EigenParametrization,
+    ExpMag,
+    OptimalTanh,
+    Polar,
+    RealImag,
+    ScaledAngle,
+)
+from recurrent_params.scan import linear_scan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    # Parametrizations (torch.nn.utils.parametrize modules)
+    # Eigenvalue parametrizations (torch.nn.utils.parametrize modules)
+    "ExpMag",
+    "Polar",
+    "ScaledAngle",
+    "OptimalTanh",
+    "EigenParametrization",
     "RealImag",
+    # Input normalisation
+    "InputNorm",
+    "input_gamma",
+    "normalize_input",
+    "GAMMA_KINDS",
+    # Scan core and cells
+    "linear_scan",
+    "DenseRNN",
+    "DiagonalRNN",
+    "LRU",
+    "S4D",
     # Utilities
     "assign_",
     "ComplexSafeModule",

@@ -1,0 +1,164 @@
+"""Record effective learning rates during training through an optimiser step hook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from diagnostics.effective_lr import (
+    EffectiveLRs,
+    _rule_for,
+    effective_learning_rates,
+    supported_optimizers,
+)
+
+__all__ = ["EffectiveLRTracker"]
+
+
+class EffectiveLRTracker:
+    """Record :func:`~diagnostics.effective_learning_rates` every ``every`` optimiser steps.
+
+    Registers a step post-hook on the optimiser (``optimizer.register_step_post_hook``), so the
+    training loop is unchanged. Per-tensor summaries are kept for every record; the full
+    per-coordinate tensors only with ``keep_tensors=True``. Use it as a context manager or
+    call :meth:`remove` to unregister the hook.
+
+    Args:
+        optimizer: a supported optimiser (or any optimiser with ``definition="all_ones"``).
+        named_parameters: ``model.named_parameters()`` or a dict, to key results by name.
+        every: record after every ``every``-th step (1 = every step).
+        definition: ``"preconditioner"`` or ``"all_ones"``
+            (see :func:`~diagnostics.effective_learning_rates`).
+        keep_tensors: also keep the per-coordinate tensors (memory: one copy of the model per
+            record).
+
+    Attributes:
+        steps: optimiser step counts at which records were taken.
+        records: the :class:`~diagnostics.EffectiveLRs` of each record (tensors dropped
+            unless ``keep_tensors``).
+
+    Example:
+        >>> import torch
+        >>> p = torch.nn.Parameter(torch.ones(3))
+        >>> opt = torch.optim.Adam([p], lr=0.01)
+        >>> with EffectiveLRTracker(opt, {"p": p}, every=2) as tracker:
+        ...     for _ in range(6):
+        ...         opt.zero_grad(); (p ** 2).sum().backward(); opt.step()
+        >>> tracker.steps
+        [2, 4, 6]
+        >>> steps, values = tracker.series("p", "median")
+        >>> len(values)
+        3
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        named_parameters: Iterable[tuple[str, torch.Tensor]] | dict | None = None,
+        *,
+        every: int = 1,
+        definition: str = "preconditioner",
+        keep_tensors: bool = False,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.optimizer = optimizer
+        self.named_parameters = (dict(named_parameters) if named_parameters is not None
+                                 else None)
+        self.every = every
+        self.definition = definition
+        self.keep_tensors = keep_tensors
+        self.steps: list[int] = []
+        self.records: list[EffectiveLRs] = []
+        self._count = 0
+        if definition not in ("preconditioner", "all_ones"):
+            raise ValueError(
+                f"definition must be 'preconditioner' or 'all_ones', got {definition!r}"
+            )
+        if definition == "preconditioner" and _rule_for(optimizer) is None:  # fail now
+            raise TypeError(
+                f"cannot read effective learning rates of {type(optimizer).__name__}; "
+                f"supported: {supported_optimizers()}"
+            )
+        self._handle = optimizer.register_step_post_hook(self._hook)
+
+    def _hook(self, optimizer, args, kwargs) -> None:
+        self._count += 1
+        if self._count % self.every:
+            return
+        rec = effective_learning_rates(optimizer, self.named_parameters,
+                                       definition=self.definition)
+        if not self.keep_tensors:
+            rec.rates = {}
+        self.steps.append(rec.step)
+        self.records.append(rec)
+
+    def remove(self) -> None:
+        """Unregister the step hook (records are kept)."""
+        self._handle.remove()
+
+    def __enter__(self) -> EffectiveLRTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return (f"EffectiveLRTracker({type(self.optimizer).__name__}, every={self.every}, "
+                f"definition={self.definition!r}, records={len(self.records)})")
+
+    def names(self) -> list[str]:
+        """Parameter names seen in the records."""
+        return list(self.records[0].summary) if self.records else []
+
+    def series(self, name: str, stat: str = "geo_mean") -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one summary statistic of one parameter tensor.
+
+        Args:
+            name: a parameter name (see :meth:`names`).
+            stat: ``"geo_mean"``, ``"min"``, ``"q10"``, ``"median"``, ``"q90"`` or ``"max"``.
+        """
+        if self.records and name not in self.records[0].summary:
+            raise ValueError(f"unknown parameter {name!r}; recorded: {self.names()}")
+        return list(self.steps), [r.summary[name][stat] for r in self.records]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable history: steps and per-tensor summaries."""
+        return {"definition": self.definition, "steps": list(self.steps),
+                "summary": [r.summary for r in self.records]}
+
+    def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None, ax=None,
+             band: bool = True):
+        """Plot one statistic per parameter tensor against the step (log scale).
+
+        Args:
+            stat: summary statistic to draw.
+            names: parameter tensors to draw (default: all).
+            ax: a matplotlib axis (default: a new figure).
+            band: shade the q10-q90 range.
+
+        Returns:
+            The matplotlib figure.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        else:
+            fig = ax.figure
+        for name in names or self.names():
+            steps, values = self.series(name, stat)
+            (line,) = ax.plot(steps, values, label=name)
+            if band:
+                _, lo = self.series(name, "q10")
+                _, hi = self.series(name, "q90")
+                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        label = "update of an all-ones gradient" if self.definition == "all_ones" else \
+            "effective learning rate"
+        ax.set_ylabel(f"{label} ({stat})")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        return fig

@@ -1,0 +1,259 @@
+"""How diagonal is a Hessian: diagonal mass, eigenvector participation, preconditioned spectrum."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from diagnostics._lanczos import lanczos_eigsh
+from diagnostics.hessian_operator import HessianOperator
+
+__all__ = ["DiagonalityReport", "hessian_diagonality", "participation_number"]
+
+
+def participation_number(vectors: torch.Tensor) -> torch.Tensor:
+    r"""Participation number $\mathrm{PR}(v) = \|v\|_2^4 / \sum_i v_i^4$ of each column.
+
+    It counts the coordinates a vector is spread over: 1 for a coordinate vector, $P$ for a
+    vector whose $P$ entries all have the same magnitude.
+
+    Args:
+        vectors: ``(P,)`` or ``(P, k)``.
+
+    Returns:
+        A scalar or ``(k,)`` tensor.
+
+    Example:
+        >>> import torch
+        >>> participation_number(torch.tensor([1.0, 1.0, 1.0, 1.0]))
+        tensor(4.)
+        >>> participation_number(torch.tensor([[3.0], [0.0]]))
+        tensor([1.])
+    """
+    sq = vectors * vectors
+    return sq.sum(0) ** 2 / (sq * sq).sum(0)
+
+
+@dataclass
+class DiagonalityReport:
+    r"""Structure of a Hessian $H$ at one point (see :func:`hessian_diagonality`).
+
+    Attributes:
+        method: ``"exact"`` (dense Hessian) or ``"matrix-free"`` (Hutchinson + Lanczos).
+        num_params: $P$.
+        diagonal_mass: $r = \|\mathrm{diag}\,H\|_2 / \|H\|_F$ (1 for a diagonal matrix).
+        diagonal_mass_stderr: jackknife standard error of $r$ (0 when exact).
+        frobenius_norm: $\|H\|_F$.
+        top_eigenvalues: the ``k`` largest eigenvalues, largest first.
+        participation_numbers: $\mathrm{PR}$ of the matching eigenvectors.
+        preconditioned_lambda_max: $\lambda_{\max}(D^{-1/2} H D^{-1/2})$ with
+            $D = |\mathrm{diag}\,H|$ (1 for a diagonal $H$; its excess over 1 is what a
+            diagonal, Adam-like preconditioner leaves on the table). Coordinates with a zero
+            diagonal are left out.
+        block_masses: per parameter tensor $b$, $\|H_{bb}\|_F^2 / \|H\|_F^2$ (the share of
+            the Hessian in that tensor's diagonal block; the rest couples different tensors).
+        eigenvector_block_mass: per top eigenvector, the share $\sum_{i \in b} v_i^2$ of
+            each parameter tensor.
+        num_hvps: Hessian-vector products spent.
+        notes: anything worth knowing about how the numbers were obtained.
+    """
+
+    method: str
+    num_params: int
+    diagonal_mass: float
+    diagonal_mass_stderr: float
+    frobenius_norm: float
+    top_eigenvalues: list[float]
+    participation_numbers: list[float]
+    preconditioned_lambda_max: float
+    block_masses: dict[str, float]
+    eigenvector_block_mass: list[dict[str, float]]
+    num_hvps: int
+    notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        err = f" ± {self.diagonal_mass_stderr:.3f}" if self.diagonal_mass_stderr else ""
+        eig = ", ".join(f"{v:.3g}" for v in self.top_eigenvalues)
+        pr = ", ".join(f"{v:.2f}" for v in self.participation_numbers)
+        blocks = ", ".join(f"{k}: {v:.3f}" for k, v in self.block_masses.items())
+        return (
+            f"DiagonalityReport(method={self.method!r}, P={self.num_params},\n"
+            f"  diagonal_mass={self.diagonal_mass:.4f}{err}, "
+            f"frobenius_norm={self.frobenius_norm:.4g},\n"
+            f"  top_eigenvalues=[{eig}],\n  participation_numbers=[{pr}],\n"
+            f"  preconditioned_lambda_max={self.preconditioned_lambda_max:.4g},\n"
+            f"  block_masses={{{blocks}}}, num_hvps={self.num_hvps})"
+        )
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict."""
+        return asdict(self)
+
+
+def _block_shares(op: HessianOperator, vectors: torch.Tensor) -> list[dict[str, float]]:
+    sq = vectors * vectors  # (P, k)
+    total = sq.sum(0)
+    return [
+        {b.name: float(sq[b.start : b.stop, j].sum() / total[j]) for b in op.blocks}
+        for j in range(vectors.shape[1])
+    ]
+
+
+def hessian_diagonality(
+    model: nn.Module | HessianOperator,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    batch: Sequence[Any] | None = None,
+    *,
+    k: int = 3,
+    method: str = "auto",
+    max_exact_params: int = 4096,
+    num_probes: int = 100,
+    block_probes: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **operator_kwargs: Any,
+) -> DiagonalityReport:
+    r"""Measure how close the Hessian of a loss is to diagonal.
+
+    Reported (see :class:`DiagonalityReport`): the diagonal mass
+    $r = \|\mathrm{diag}\,H\|_2/\|H\|_F$, the participation numbers
+    $\mathrm{PR}(v) = 1/\sum_i v_i^4$ of the top-``k`` unit eigenvectors,
+    $\lambda_{\max}(D^{-1/2} H D^{-1/2})$ with $D = |\mathrm{diag}\,H|$, and the share of
+    $\|H\|_F^2$ in each parameter tensor's diagonal block.
+
+    ``method="exact"`` builds $H$ densely by chunked Hessian-vector products ($P$ of them) and
+    uses a symmetric eigendecomposition: everything is exact. ``method="matrix-free"`` uses
+    ``num_probes`` Rademacher probes for $\mathrm{diag}\,H$ and $\|H\|_F^2$ (the diagonal
+    mass through the debiased $\|\mathrm{diag}\,H\|^2$ estimate
+    $(m\|\hat d\|^2 - \hat F)/(m-1)$, with a jackknife error bar), block Lanczos for the
+    eigenpairs and for the preconditioned $\lambda_{\max}$ (which then uses the estimated
+    diagonal), and ``block_probes`` probes supported on each tensor for the block masses.
+    ``"auto"`` is exact when $P \le$ ``max_exact_params``.
+
+    Args:
+        model: an ``nn.Module`` (then give ``loss_fn`` and ``batch``) or a ready
+            :class:`HessianOperator`.
+        loss_fn: ``loss_fn(model(*inputs), targets)``.
+        batch: ``(inputs, targets)``.
+        k: number of top eigenpairs.
+        method: ``"auto"``, ``"exact"`` or ``"matrix-free"``.
+        max_exact_params: size limit of ``"auto"`` for the exact method.
+        num_probes: Hutchinson probes (matrix-free).
+        block_probes: probes per parameter tensor for the block masses (matrix-free);
+            default ``num_probes``; 0 skips the block masses.
+        seed: seed of probes and Lanczos start.
+        progress: show progress bars.
+        **operator_kwargs: passed to :class:`HessianOperator` (``chunk_size``, ``param_names``,
+            ``backend``).
+
+    Returns:
+        A :class:`DiagonalityReport`.
+
+    References:
+        Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
+        not the end of the story", arXiv 2405.21064 (Hessian at the optimum, Section 4.3).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 1, bias=False).double()
+        >>> x = torch.eye(3, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.0])
+        >>> y = torch.zeros(3, 1, dtype=torch.float64)
+        >>> loss = lambda out, target: 0.5 * ((out - target) ** 2).sum()
+        >>> report = hessian_diagonality(model, loss, (x, y), k=1, progress=False)
+        >>> report.diagonal_mass, report.top_eigenvalues, report.participation_numbers
+        (1.0, [9.0], [1.0])
+    """
+    if isinstance(model, HessianOperator):
+        op = model
+    else:
+        if loss_fn is None or batch is None:
+            raise ValueError("give loss_fn and batch with a model (or pass a HessianOperator)")
+        op = HessianOperator(model, loss_fn, batch, progress=progress, **operator_kwargs)
+    if method not in ("auto", "exact", "matrix-free"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'matrix-free', got {method!r}")
+    n = op.num_params
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+    if method == "auto":
+        method = "exact" if n <= max_exact_params else "matrix-free"
+    start_hvps = op.num_hvps
+    notes: list[str] = []
+
+    if method == "exact":
+        h = op.dense(progress=progress).to(torch.float64)  # (P, P)
+        diag = h.diagonal()
+        fro_sq = float((h * h).sum())
+        mass = float(diag.norm() / fro_sq**0.5) if fro_sq > 0 else float("nan")
+        mass_se = 0.0
+        evals, evecs = torch.linalg.eigh(h)  # ascending
+        top_vals = evals.flip(0)[:k]
+        top_vecs = evecs.flip(1)[:, :k]
+        d = diag.abs()
+        keep = d > d.max() * 1e3 * torch.finfo(op.dtype).eps
+        if int((~keep).sum()):
+            notes.append(f"{int((~keep).sum())} coordinates with zero diagonal left out of "
+                         "the preconditioned spectrum")
+        scale = d[keep].rsqrt()
+        pre = scale[:, None] * h[keep][:, keep] * scale[None, :]
+        lam_pre = float(torch.linalg.eigvalsh(pre)[-1])
+        blocks = {
+            b.name: float((h[b.start : b.stop, b.start : b.stop] ** 2).sum() / fro_sq)
+            for b in op.blocks
+        }
+    else:
+        est = op.hutchinson(num_probes, seed=seed, progress=progress)
+        diag = est.diag.to(torch.float64)
+        fro_sq = est.frobenius_sq
+        mass, mass_se = est.diagonal_mass, est.diagonal_mass_stderr
+        notes.append(f"diagonal mass and Frobenius norm from {num_probes} Hutchinson probes")
+        gen = torch.Generator().manual_seed(seed)
+        top_vals, top_vecs, _ = lanczos_eigsh(
+            lambda vs: op.hvp(vs, progress=False), n, k, which="LA", block_size=min(k, 8),
+            dtype=op.dtype, device=op.device, generator=gen, progress=progress,
+        )
+        top_vecs = top_vecs.to(torch.float64)
+        top_vals = top_vals.to(torch.float64)
+        d = diag.abs()
+        keep = (d > d.max() * 1e3 * torch.finfo(op.dtype).eps).to(op.dtype)
+        scale = torch.where(keep > 0, d.clamp(min=torch.finfo(torch.float64).tiny).rsqrt(),
+                            torch.zeros_like(d)).to(op.dtype)  # (P,)
+        pre_vals, _, _ = lanczos_eigsh(
+            lambda vs: scale * op.hvp(vs * scale, progress=False), n, 1, which="LA",
+            block_size=1, dtype=op.dtype, device=op.device, generator=gen, progress=progress,
+        )
+        lam_pre = float(pre_vals[0])
+        notes.append("preconditioned lambda_max uses the Hutchinson diagonal")
+        nb = num_probes if block_probes is None else block_probes
+        blocks = {}
+        if nb:
+            for i, b in enumerate(op.blocks):
+                gen_b = torch.Generator().manual_seed(seed + 1 + i)
+                total = 0.0
+                for s in range(0, nb, op.chunk_size):
+                    c = min(op.chunk_size, nb - s)
+                    z = (torch.randint(0, 2, (c, b.numel), generator=gen_b) * 2 - 1).to(
+                        dtype=op.dtype, device=op.device)  # (c, P_b)
+                    full = torch.zeros(c, n, dtype=op.dtype, device=op.device)  # (c, P)
+                    full[:, b.start : b.stop] = z
+                    hz = op.hvp(full, progress=False)[:, b.start : b.stop]  # (c, P_b)
+                    total += float((hz * hz).sum())
+                blocks[b.name] = total / nb / fro_sq
+            notes.append(f"block masses from {nb} probes per tensor")
+    return DiagonalityReport(
+        method=method,
+        num_params=n,
+        diagonal_mass=mass,
+        diagonal_mass_stderr=mass_se,
+        frobenius_norm=fro_sq**0.5,
+        top_eigenvalues=[float(v) for v in top_vals],
+        participation_numbers=[float(v) for v in participation_number(top_vecs)],
+        preconditioned_lambda_max=lam_pre,
+        block_masses=blocks,
+        eigenvector_block_mass=_block_shares(op, top_vecs),
+        num_hvps=op.num_hvps - start_hvps,
+        notes=notes,
+    )

@@ -1,0 +1,617 @@
+"""Matrix-free Hessian of a loss with respect to the trainable parameters of a module."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from diagnostics._lanczos import lanczos_eigsh
+
+__all__ = ["HessianOperator", "HutchinsonEstimate", "ParameterBlock"]
+
+_BACKENDS = ("auto", "forward-over-reverse", "reverse-over-reverse", "autograd")
+
+
+@dataclass(frozen=True)
+class ParameterBlock:
+    """Where one parameter tensor lives in the flat vector of a :class:`HessianOperator`.
+
+    Attributes:
+        name: name in ``model.named_parameters()`` (e.g. ``parametrizations.B.original0``).
+        start: first index in the flat vector.
+        stop: one past the last index.
+        shape: shape of the parameter itself.
+        is_complex: the parameter is complex; its entries appear as ``view_as_real`` pairs,
+            so the block has shape ``shape + (2,)``.
+    """
+
+    name: str
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+    is_complex: bool
+
+    @property
+    def numel(self) -> int:
+        """Number of real coordinates of the block."""
+        return self.stop - self.start
+
+    @property
+    def real_shape(self) -> tuple[int, ...]:
+        """Shape of the block as a real tensor."""
+        return (*self.shape, 2) if self.is_complex else self.shape
+
+
+@dataclass
+class HutchinsonEstimate:
+    r"""Hutchinson estimates of $\mathrm{diag}\,H$ and $\|H\|_F^2$ from the same probes.
+
+    With Rademacher probes $z_k$ ($k = 1..m$), $u_k = z_k \odot H z_k$ and
+    $f_k = \|H z_k\|^2$: $\hat d = \frac1m\sum_k u_k$ estimates $\mathrm{diag}\,H$ and
+    $\hat F = \frac1m \sum_k f_k$ estimates $\|H\|_F^2$, both without bias. The plug-in
+    $\|\hat d\|^2$ is biased upward by $(\|H\|_F^2 - \|\mathrm{diag}\,H\|^2)/m$; the debiased
+    $\widehat{D} = (m\|\hat d\|^2 - \hat F)/(m - 1)$ is unbiased, and the diagonal mass
+    $\hat r = \sqrt{\max(\widehat D, 0)/\hat F}$ carries a jackknife (leave-one-probe-out)
+    standard error.
+
+    Attributes:
+        diag: estimate of the diagonal, shape ``(P,)``.
+        diag_stderr: per-coordinate standard error of ``diag``, shape ``(P,)``.
+        frobenius_sq: estimate of $\|H\|_F^2$.
+        frobenius_sq_stderr: its standard error.
+        diag_norm_sq: debiased estimate of $\|\mathrm{diag}\,H\|_2^2$ (may be negative when the
+            diagonal is negligible).
+        diagonal_mass: $\hat r$.
+        diagonal_mass_stderr: jackknife standard error of $\hat r$.
+        num_probes: $m$.
+    """
+
+    diag: torch.Tensor
+    diag_stderr: torch.Tensor
+    frobenius_sq: float
+    frobenius_sq_stderr: float
+    diag_norm_sq: float
+    diagonal_mass: float
+    diagonal_mass_stderr: float
+    num_probes: int
+
+    def __repr__(self) -> str:
+        return (
+            f"HutchinsonEstimate(num_probes={self.num_probes}, "
+            f"frobenius_sq={self.frobenius_sq:.4g} ± {self.frobenius_sq_stderr:.2g}, "
+            f"diagonal_mass={self.diagonal_mass:.4f} ± {self.diagonal_mass_stderr:.4f})"
+        )
+
+    def to_dict(self) -> dict:
+        """Scalars only (the diagonal itself stays a tensor attribute)."""
+        return {
+            "frobenius_sq": self.frobenius_sq,
+            "frobenius_sq_stderr": self.frobenius_sq_stderr,
+            "diag_norm_sq": self.diag_norm_sq,
+            "diagonal_mass": self.diagonal_mass,
+            "diagonal_mass_stderr": self.diagonal_mass_stderr,
+            "num_probes": self.num_probes,
+        }
+
+
+def _tensors(obj: Any) -> Iterable[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
+    """``(..., 2)`` real pairs to complex; unlike ``view_as_complex`` any offset or stride works."""
+    return torch.complex(pairs[..., 0], pairs[..., 1])
+
+
+def _progress(iterable, enabled: bool, desc: str, total: int):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+@dataclass
+class _Backend:
+    name: str
+    vmap: bool = True
+    fallback_reason: list[str] = field(default_factory=list)
+
+
+class HessianOperator:
+    r"""Matrix-free Hessian $H = \nabla^2_\theta\, \ell(f_\theta(x), y)$ of a loss.
+
+    $\theta$ is the flat real vector of the trainable parameters of ``model`` (in
+    ``named_parameters()`` order; a complex parameter enters through
+    ``torch.view_as_real``, i.e. as interleaved real and imaginary parts). The loss is
+    evaluated with :func:`torch.func.functional_call`, so buffers, parametrizations
+    (whose originals are the parameters, e.g. ``parametrizations.lam.original0``) and the
+    module's train/eval mode are used as they are: nothing is switched to ``eval()`` and no
+    ``.grad`` is written. Dropout or other randomness in train mode makes the Hessian random:
+    call ``model.eval()`` yourself if that is what you want.
+
+    Hessian-vector products are computed by forward-over-reverse differentiation
+    (``jvp`` of ``grad``), vectorised over blocks of vectors with :func:`torch.func.vmap`
+    and split into chunks of ``chunk_size`` vectors to bound memory. Models whose operations
+    do not support forward-mode AD or vmap fall back, with a warning, to reverse-over-reverse
+    and finally to a plain ``torch.autograd`` double backward, one vector at a time.
+
+    Args:
+        model: any ``nn.Module``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar`` where ``outputs = model(*inputs)``
+            (for the cells of this package, ``outputs`` is the pair ``(y, last_state)``).
+        batch: ``(inputs, targets)``; ``inputs`` is a tensor or a tuple of positional
+            arguments. Tensors must be on the parameters' device.
+        param_names: restrict $\theta$ to these parameter names (default: every parameter
+            with ``requires_grad``); the others are held fixed.
+        chunk_size: vectors per vmapped HVP call.
+        backend: ``"auto"``, ``"forward-over-reverse"``, ``"reverse-over-reverse"`` or
+            ``"autograd"``.
+        progress: show tqdm bars for long loops.
+
+    Attributes:
+        blocks: one :class:`ParameterBlock` per parameter tensor, in order.
+        num_hvps: Hessian-vector products computed so far.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 1, bias=False).double()
+        >>> x = torch.tensor([[1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+        >>> y = torch.zeros(2, 1, dtype=torch.float64)
+        >>> loss = lambda out, target: 0.5 * ((out - target) ** 2).sum()
+        >>> H = HessianOperator(model, loss, (x, y), progress=False)
+        >>> H.dense()  # X^T X for a least-squares loss
+        tensor([[2., 2.],
+                [2., 4.]], dtype=torch.float64)
+        >>> H @ torch.tensor([1.0, 0.0], dtype=torch.float64)
+        tensor([2., 2.], dtype=torch.float64)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[Any, Any], torch.Tensor],
+        batch: Sequence[Any],
+        *,
+        param_names: Sequence[str] | None = None,
+        chunk_size: int = 32,
+        backend: str = "auto",
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError("batch must be a pair (inputs, targets)")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        self.model = model
+        self.loss_fn = loss_fn
+        inputs, targets = batch
+        self._inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+        self._targets = targets
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.num_hvps = 0
+
+        named = dict(model.named_parameters())
+        if param_names is None:
+            chosen = [(n, p) for n, p in named.items() if p.requires_grad]
+        else:
+            unknown = [n for n in param_names if n not in named]
+            if unknown:
+                raise ValueError(f"unknown parameter names {unknown}; available: {list(named)}")
+            chosen = [(n, named[n]) for n in param_names]
+        if not chosen:
+            raise ValueError("the model has no trainable parameters to differentiate")
+
+        real_dtypes = set()
+        devices = set()
+        blocks = []
+        offset = 0
+        for name, p in chosen:
+            real = torch.view_as_real(p) if p.is_complex() else p
+            if not real.is_floating_point():
+                raise TypeError(f"parameter {name!r} has non-floating dtype {p.dtype}")
+            real_dtypes.add(real.dtype)
+            devices.add(p.device)
+            blocks.append(ParameterBlock(name, offset, offset + real.numel(), tuple(p.shape),
+                                         p.is_complex()))
+            offset += real.numel()
+        if len(real_dtypes) > 1:
+            raise TypeError(
+                f"all parameters must share one real dtype, got {sorted(map(str, real_dtypes))}"
+            )
+        if len(devices) > 1:
+            raise ValueError(f"parameters live on several devices: {sorted(map(str, devices))}")
+        self.dtype: torch.dtype = real_dtypes.pop()
+        self.device: torch.device = devices.pop()
+        for t in _tensors((self._inputs, self._targets)):
+            if t.device != self.device:
+                raise ValueError(
+                    f"batch tensors must be on the parameters' device {self.device}, "
+                    f"got a tensor on {t.device}"
+                )
+        self.blocks: list[ParameterBlock] = blocks
+        self._theta = torch.cat(
+            [(torch.view_as_real(p) if p.is_complex() else p).detach().reshape(-1)
+             for _, p in chosen]
+        )  # (P,)
+        self._backend = _Backend(backend)
+        self._resolved = False
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def num_params(self) -> int:
+        """Size $P$ of the flat parameter vector (real coordinates)."""
+        return self._theta.numel()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(P, P)``."""
+        return (self.num_params, self.num_params)
+
+    @property
+    def names(self) -> list[str]:
+        """Parameter names, in flat-vector order."""
+        return [b.name for b in self.blocks]
+
+    @property
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """``name -> (start, stop)`` in the flat vector."""
+        return {b.name: (b.start, b.stop) for b in self.blocks}
+
+    @property
+    def backend(self) -> str:
+        """The HVP backend in use (resolved after the first product when ``"auto"``)."""
+        return self._backend.name
+
+    def flat_parameters(self) -> torch.Tensor:
+        """The point $\\theta$ (a detached copy), shape ``(P,)``."""
+        return self._theta.clone()
+
+    def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a flat ``(P,)`` vector into ``name -> tensor`` (complex blocks as complex)."""
+        self._check_vector(vector)
+        out = {}
+        for b in self.blocks:
+            chunk = vector[b.start : b.stop].reshape(b.real_shape)
+            out[b.name] = _as_complex(chunk) if b.is_complex else chunk
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"HessianOperator(num_params={self.num_params}, blocks={len(self.blocks)}, "
+            f"dtype={self.dtype}, device={self.device}, backend={self.backend!r})"
+        )
+
+    # ------------------------------------------------------------------ loss and products
+    def _loss_of(self, theta: torch.Tensor) -> torch.Tensor:
+        params = {}
+        for b in self.blocks:
+            chunk = theta[b.start : b.stop].reshape(b.real_shape)
+            params[b.name] = _as_complex(chunk) if b.is_complex else chunk
+        out = functional_call(self.model, params, self._inputs, strict=False)
+        loss = self.loss_fn(out, self._targets)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn must return a scalar tensor")
+        return loss.reshape(())
+
+    def loss(self) -> float:
+        """The loss at $\\theta$."""
+        with torch.no_grad():
+            return float(self._loss_of(self._theta))
+
+    def gradient(self) -> torch.Tensor:
+        """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)``."""
+        return torch.func.grad(self._loss_of)(self._theta)
+
+    def _hvp_single(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        theta = self._theta
+        if name == "forward-over-reverse":
+            grad_fn = torch.func.grad(self._loss_of)
+
+            def hvp(v):
+                return torch.func.jvp(grad_fn, (theta,), (v,))[1]
+
+            return hvp
+        if name == "reverse-over-reverse":
+            grad_fn = torch.func.grad(self._loss_of)
+
+            def hvp(v):
+                _, vjp_fn = torch.func.vjp(grad_fn, theta)
+                return vjp_fn(v)[0]
+
+            return hvp
+
+        def hvp(v):  # plain autograd double backward
+            with torch.enable_grad():
+                th = theta.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(self._loss_of(th), th, create_graph=True)
+                (hv,) = torch.autograd.grad(g, th, grad_outputs=v)
+            return hv.detach()
+
+        return hvp
+
+    def _apply_backend(self, vs: torch.Tensor, backend: _Backend) -> torch.Tensor:
+        hvp = self._hvp_single(backend.name)
+        if backend.vmap and backend.name != "autograd":
+            return torch.func.vmap(hvp)(vs)
+        return torch.stack([hvp(v) for v in vs])
+
+    def _resolve_backend(self, vs: torch.Tensor) -> torch.Tensor:
+        """First product: try the fast paths in order, remember the first that works."""
+        if self._backend.name != "auto":
+            candidates = [_Backend(self._backend.name, True), _Backend(self._backend.name, False)]
+        else:
+            candidates = [
+                _Backend("forward-over-reverse", True),
+                _Backend("reverse-over-reverse", True),
+                _Backend("forward-over-reverse", False),
+                _Backend("reverse-over-reverse", False),
+                _Backend("autograd", False),
+            ]
+        errors = []
+        for cand in candidates:
+            try:
+                out = self._apply_backend(vs, cand)
+            except (RuntimeError, NotImplementedError, TypeError) as exc:
+                errors.append(f"{cand.name} (vmap={cand.vmap}): {exc}".splitlines()[0])
+                continue
+            if errors:
+                warnings.warn(
+                    "HessianOperator fell back to the slower HVP backend "
+                    f"{cand.name!r} (vmap={cand.vmap}) because: " + "; ".join(errors),
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            cand.fallback_reason = errors
+            self._backend = cand
+            self._resolved = True
+            return out
+        raise RuntimeError("no Hessian-vector product backend works: " + "; ".join(errors))
+
+    def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
+        """Hessian-vector products of a block of row vectors.
+
+        Args:
+            vectors: ``(P,)`` or ``(k, P)``.
+            progress: override the operator's ``progress`` setting.
+
+        Returns:
+            ``H v`` with the same shape as ``vectors``.
+        """
+        single = vectors.dim() == 1
+        vs = vectors.unsqueeze(0) if single else vectors
+        self._check_vector(vs[0] if vs.shape[0] else vectors.new_zeros(self.num_params))
+        vs = vs.to(dtype=self.dtype)
+        show = (self.progress if progress is None else progress) and vs.shape[0] > self.chunk_size
+        chunks = vs.split(self.chunk_size)
+        outs = []
+        for chunk in _progress(chunks, show, "HVPs", len(chunks)):
+            if self._resolved:
+                outs.append(self._apply_backend(chunk, self._backend))
+            else:
+                outs.append(self._resolve_backend(chunk))
+            self.num_hvps += chunk.shape[0]
+        out = torch.cat(outs) if outs else vs.clone()
+        return out[0] if single else out
+
+    def matvec(self, vector: torch.Tensor) -> torch.Tensor:
+        """``H @ v`` for a flat vector ``(P,)`` or a matrix ``(P, k)`` of column vectors."""
+        if vector.dim() == 1:
+            return self.hvp(vector)
+        if vector.dim() == 2 and vector.shape[0] == self.num_params:
+            return self.hvp(vector.T).T
+        raise ValueError(
+            f"expected a vector ({self.num_params},) or a matrix ({self.num_params}, k), "
+            f"got shape {tuple(vector.shape)}"
+        )
+
+    def __matmul__(self, other: torch.Tensor) -> torch.Tensor:
+        return self.matvec(other)
+
+    def _check_vector(self, v: torch.Tensor) -> None:
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"expected a tensor, got {type(v).__name__}")
+        if v.shape[-1] != self.num_params:
+            raise ValueError(
+                f"expected vectors of length {self.num_params}, got shape {tuple(v.shape)}"
+            )
+        if v.device != self.device:
+            raise ValueError(f"expected a tensor on {self.device}, got one on {v.device}")
+        if v.is_complex():
+            raise TypeError("vectors must be real (complex parameters enter as real views)")
+
+    # ------------------------------------------------------------------ dense and spectra
+    def dense(self, *, symmetrize: bool = True, progress: bool | None = None) -> torch.Tensor:
+        """The exact Hessian ``(P, P)``, column block by column block (``P`` HVPs).
+
+        Args:
+            symmetrize: return $(H + H^\\top)/2$, removing round-off asymmetry.
+            progress: override the operator's ``progress`` setting.
+        """
+        n = self.num_params
+        show = self.progress if progress is None else progress
+        rows = []
+        starts = range(0, n, self.chunk_size)
+        for s in _progress(starts, show and n > self.chunk_size, "Hessian", len(starts)):
+            e = min(n, s + self.chunk_size)
+            eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
+            eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
+            rows.append(self.hvp(eye, progress=False))  # (chunk, P): rows of H (symmetric)
+        h = torch.cat(rows)
+        return 0.5 * (h + h.T) if symmetrize else h
+
+    def eigsh(
+        self,
+        k: int = 6,
+        *,
+        which: str = "LA",
+        method: str = "lanczos",
+        block_size: int = 1,
+        tol: float | None = None,
+        max_dim: int | None = None,
+        seed: int = 0,
+        progress: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` eigenpairs.
+
+        Args:
+            k: number of eigenpairs.
+            which: ``"LA"`` (largest algebraic, default), ``"LM"`` (largest magnitude) or
+                ``"SA"`` (smallest algebraic).
+            method: ``"lanczos"`` (block Lanczos with full reorthogonalisation, on the
+                operator's device) or ``"scipy"`` (``scipy.sparse.linalg.eigsh`` on
+                :meth:`as_linear_operator`, float64 on the CPU).
+            block_size: vectors per Lanczos block; blocks use vmapped HVPs, which cost far
+                less per vector than single products.
+            tol: relative residual tolerance (Lanczos: ``||H v - theta v|| <= tol
+                max|theta|``; scipy: its own ``tol``). Default ``1e-8`` in float64,
+                ``1e-4`` otherwise (scipy: machine precision).
+            max_dim: largest Lanczos basis.
+            seed: seed of the random starting vectors.
+            progress: override the operator's ``progress`` setting.
+
+        Returns:
+            ``(values, vectors)``: ``(k,)`` ordered best first and ``(P, k)`` unit columns.
+        """
+        show = self.progress if progress is None else progress
+        if method == "lanczos":
+            gen = torch.Generator().manual_seed(seed)
+            values, vectors, self.last_lanczos_info = lanczos_eigsh(
+                lambda vs: self.hvp(vs, progress=False), self.num_params, k, which=which,
+                block_size=block_size, tol=tol, max_dim=max_dim, dtype=self.dtype,
+                device=self.device, generator=gen, progress=show,
+            )
+            return values, vectors
+        if method == "scipy":
+            import numpy as np
+            from scipy.sparse.linalg import eigsh
+
+            if not 1 <= k < self.num_params:
+                raise ValueError(f"scipy eigsh needs 1 <= k < {self.num_params}, got {k}")
+            rng = np.random.default_rng(seed)
+            v0 = rng.standard_normal(self.num_params)
+            values, vectors = eigsh(self.as_linear_operator(), k=k, which=which, v0=v0,
+                                    tol=0.0 if tol is None else tol)
+            order = np.argsort(-np.abs(values) if which == "LM" else
+                               (values if which == "SA" else -values))
+            values = torch.as_tensor(values[order].copy(), dtype=self.dtype, device=self.device)
+            vectors = torch.as_tensor(vectors[:, order].copy(), dtype=self.dtype,
+                                      device=self.device)
+            return values, vectors
+        raise ValueError(f"method must be 'lanczos' or 'scipy', got {method!r}")
+
+    def as_linear_operator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out)."""
+        import numpy as np
+        from scipy.sparse.linalg import LinearOperator
+
+        def matmat(x):
+            xt = torch.as_tensor(np.asarray(x, dtype=np.float64).T.copy(), dtype=self.dtype,
+                                 device=self.device)  # (k, P)
+            return self.hvp(xt, progress=False).T.to(torch.float64).cpu().numpy()
+
+        def matvec(x):
+            return matmat(np.asarray(x).reshape(-1, 1)).reshape(-1)
+
+        return LinearOperator(self.shape, matvec=matvec, matmat=matmat, rmatvec=matvec,
+                              dtype=np.float64)
+
+    # ------------------------------------------------------------------ stochastic estimates
+    def hutchinson(
+        self,
+        num_probes: int = 100,
+        *,
+        seed: int = 0,
+        block: str | None = None,
+        progress: bool | None = None,
+    ) -> HutchinsonEstimate:
+        """Hutchinson estimates of the diagonal and of $\\|H\\|_F^2$ (see
+        :class:`HutchinsonEstimate`) from ``num_probes`` Rademacher probes.
+
+        Args:
+            num_probes: number of probes $m$ (at least 3 for the error bars).
+            seed: seed of the probes.
+            block: restrict the probes to one parameter tensor (by name); then ``diag`` is
+                the diagonal of that block (zeros elsewhere) and ``frobenius_sq`` estimates
+                $\\|H_{:,b}\\|_F^2$.
+            progress: override the operator's ``progress`` setting.
+        """
+        if num_probes < 3:
+            raise ValueError(f"num_probes must be >= 3 for error bars, got {num_probes}")
+        n = self.num_params
+        mask = None
+        if block is not None:
+            if block not in self.offsets:
+                raise ValueError(f"unknown block {block!r}; available: {self.names}")
+            s, e = self.offsets[block]
+            mask = torch.zeros(n, dtype=self.dtype, device=self.device)
+            mask[s:e] = 1.0
+        gen = torch.Generator().manual_seed(seed)
+        show = self.progress if progress is None else progress
+        us, fs = [], []
+        starts = range(0, num_probes, self.chunk_size)
+        for s in _progress(starts, show and num_probes > self.chunk_size, "Hutchinson",
+                           len(starts)):
+            b = min(self.chunk_size, num_probes - s)
+            z = torch.randint(0, 2, (b, n), generator=gen).to(self.dtype) * 2 - 1
+            z = z.to(self.device)  # (b, P)
+            if mask is not None:
+                z = z * mask
+            hz = self.hvp(z, progress=False)  # (b, P)
+            us.append(z * hz)
+            fs.append((hz * hz).sum(dim=1))
+        u = torch.cat(us).to(torch.float64)  # (m, P)
+        f = torch.cat(fs).to(torch.float64)  # (m,)
+        m = num_probes
+        diag = u.mean(0)
+        diag_stderr = u.std(0, unbiased=True) / m**0.5
+        fro = f.mean()
+        fro_se = f.std(unbiased=True) / m**0.5
+
+        def mass(total_u: torch.Tensor, total_f: torch.Tensor, count: int):
+            d = total_u / count
+            fr = total_f / count
+            dn = (count * (d * d).sum(-1) - fr) / (count - 1)
+            return dn, torch.sqrt(dn.clamp(min=0) / fr)
+
+        dn, r = mass(u.sum(0), f.sum(), m)
+        # jackknife over probes
+        loo_u = u.sum(0, keepdim=True) - u  # (m, P)
+        loo_f = f.sum() - f  # (m,)
+        _, r_loo = mass(loo_u, loo_f, m - 1)
+        r_se = ((m - 1) / m * ((r_loo - r_loo.mean()) ** 2).sum()) ** 0.5
+        return HutchinsonEstimate(
+            diag=diag.to(self.dtype), diag_stderr=diag_stderr.to(self.dtype),
+            frobenius_sq=float(fro), frobenius_sq_stderr=float(fro_se), diag_norm_sq=float(dn),
+            diagonal_mass=float(r), diagonal_mass_stderr=float(r_se), num_probes=m,
+        )
+
+    def hutchinson_diagonal(self, num_probes: int = 100, *, seed: int = 0
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hutchinson estimate of $\\mathrm{diag}\\,H$ and its per-coordinate standard error."""
+        est = self.hutchinson(num_probes, seed=seed)
+        return est.diag, est.diag_stderr
+
+    def frobenius_norm_sq(self, num_probes: int = 100, *, seed: int = 0) -> tuple[float, float]:
+        """Hutchinson estimate of $\\|H\\|_F^2 = E\\|Hz\\|^2$ and its standard error."""
+        est = self.hutchinson(num_probes, seed=seed)
+        return est.frobenius_sq, est.frobenius_sq_stderr

@@ -1,0 +1,155 @@
+"""Private base class of the recurrent cells: input checks, states, step/sequence plumbing."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from recurrent_params.complex_safe import ComplexSafeModule
+
+__all__ = ["RecurrentCell", "ring_init"]
+
+
+def ring_init(
+    n: int, r_min: float, r_max: float, max_phase: float, complex: bool = True
+) -> torch.Tensor:
+    r"""Eigenvalues uniform on a ring: $|\lambda|^2 \sim U[r_{min}^2, r_{max}^2]$,
+    $\arg\lambda \sim U[0, \theta_{max}]$ (real: the magnitude only, positive)."""
+    if not 0.0 <= r_min <= r_max <= 1.0:
+        raise ValueError(f"expected 0 <= r_min <= r_max <= 1, got r_min={r_min}, r_max={r_max}")
+    if max_phase < 0:
+        raise ValueError(f"expected max_phase >= 0, got {max_phase}")
+    u = torch.rand(n, dtype=torch.float64)
+    r = torch.sqrt(u * (r_max**2 - r_min**2) + r_min**2)  # (n,)
+    r = r.clamp(1e-8, 1.0 - 1e-7)  # |lam| = 1 would make gamma zero; 0 has no ExpMag original
+    if not complex:
+        return r.to(torch.get_default_dtype())
+    theta = max_phase * torch.rand(n, dtype=torch.float64)
+    cdtype = torch.complex128 if torch.get_default_dtype() == torch.float64 else torch.complex64
+    return torch.polar(r, theta).to(cdtype)
+
+
+def normal(*shape: int, std: float, complex: bool = False) -> torch.Tensor:
+    """Gaussian init; complex values have E|z|^2 = std^2 (std/sqrt 2 per part)."""
+    if complex:
+        return torch.complex(torch.randn(*shape), torch.randn(*shape)) * (std / math.sqrt(2))
+    return torch.randn(*shape) * std
+
+
+class RecurrentCell(ComplexSafeModule):
+    """Shared plumbing: ``forward``/``step`` validate and fill in the state, then call
+    ``_sequence(x, state)`` / ``_step(x_t, state)`` of the subclass.
+
+    Subclasses set ``d_input``, ``d_state``, ``d_output``, ``is_complex`` and own a real
+    parameter ``D`` (used as the reference for device and dtype).
+    """
+
+    d_input: int
+    d_state: int
+    d_output: int
+    is_complex: bool
+
+    # reference tensor for the cell's device and real dtype
+    def _reference(self) -> torch.Tensor:
+        return self.D
+
+    @property
+    def real_dtype(self) -> torch.dtype:
+        """The floating dtype of the cell's real parameters."""
+        return self._reference().dtype
+
+    @property
+    def state_dtype(self) -> torch.dtype:
+        """dtype of the hidden state (complex for complex cells)."""
+        real = self.real_dtype
+        if not self.is_complex:
+            return real
+        return torch.complex128 if real == torch.float64 else torch.complex64
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        """Zero state ``(batch_size, d_state)`` on the cell's device, in its state dtype."""
+        ref = self._reference()
+        return torch.zeros(batch_size, self.d_state, dtype=self.state_dtype, device=ref.device)
+
+    def _check_input(self, x: torch.Tensor, sequence: bool) -> None:
+        name = type(self).__name__
+        expected = "(batch, length, d_input)" if sequence else "(batch, d_input)"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected a tensor {expected}, got {type(x).__name__}")
+        ndim = 3 if sequence else 2
+        if x.dim() != ndim or x.shape[-1] != self.d_input:
+            shape = "(batch, length, " if sequence else "(batch, "
+            raise ValueError(
+                f"{name}: expected input of shape {shape}{self.d_input}), got {tuple(x.shape)}"
+            )
+        ref = self._reference()
+        if x.dtype != ref.dtype:
+            raise TypeError(f"{name}: expected input dtype {ref.dtype}, got {x.dtype}")
+        if x.device != ref.device:
+            raise ValueError(f"{name}: expected input on {ref.device}, got {x.device}")
+
+    def _check_state(self, state: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if state is None:
+            return None
+        name = type(self).__name__
+        if not isinstance(state, torch.Tensor) or state.shape != (batch, self.d_state):
+            got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(
+                f"{name}: expected state of shape ({batch}, {self.d_state}), got {got}"
+            )
+        if state.dtype != self.state_dtype:
+            raise TypeError(f"{name}: expected state dtype {self.state_dtype}, got {state.dtype}")
+        ref = self._reference()
+        if state.device != ref.device:
+            raise ValueError(f"{name}: expected state on {ref.device}, got {state.device}")
+        return state
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run a whole sequence.
+
+        Args:
+            x: ``(batch, length, d_input)`` inputs.
+            state: ``(batch, d_state)`` state before the first step; zeros if ``None``.
+
+        Returns:
+            ``(y, last_state)``: outputs ``(batch, length, d_output)`` and the state after the
+            last step ``(batch, d_state)`` (pass it back in to continue the sequence).
+        """
+        self._check_input(x, sequence=True)
+        state = self._check_state(state, x.shape[0])
+        if x.shape[1] == 0:
+            raise ValueError(f"{type(self).__name__}: expected a sequence of length >= 1, got 0")
+        return self._sequence(x, state)
+
+    def step(
+        self, x_t: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance one time step.
+
+        Args:
+            x_t: ``(batch, d_input)`` input at this step.
+            state: ``(batch, d_state)`` previous state; zeros if ``None``.
+
+        Returns:
+            ``(y_t, new_state)`` with ``y_t`` of shape ``(batch, d_output)``.
+        """
+        self._check_input(x_t, sequence=False)
+        state = self._check_state(state, x_t.shape[0])
+        if state is None:
+            state = self.initial_state(x_t.shape[0])
+        return self._step(x_t, state)
+
+    def _sequence(self, x, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _step(self, x_t, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_input={self.d_input}, d_state={self.d_state}, d_output={self.d_output}, "
+            f"complex={self.is_complex}"
+        )

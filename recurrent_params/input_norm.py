@@ -1,0 +1,234 @@
+r"""Input normalisation $\gamma(\lambda)$ of a diagonal recurrence.
+
+$h_t = \lambda \odot h_{t-1} + \gamma(\lambda) \odot (B x_t)$ keeps $E[|h_t|^2]$ of order one
+however close $|\lambda|$ gets to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+__all__ = ["GAMMA_KINDS", "InputNorm", "input_gamma", "normalize_input"]
+
+GammaKind = Literal["iid", "correlated", "l1", "none", "learned"]
+#: every value accepted as ``kind``.
+GAMMA_KINDS: tuple[str, ...] = ("iid", "correlated", "l1", "none", "learned")
+
+
+def _squared_magnitude(lam: torch.Tensor) -> torch.Tensor:
+    # |lam|^2 without the non-differentiable sqrt of abs() at 0.
+    return lam.real**2 + lam.imag**2 if lam.is_complex() else lam**2
+
+
+def _check_rho(rho: float) -> float:
+    rho = float(rho)
+    if not -1.0 < rho < 1.0 or math.isnan(rho):
+        raise ValueError(f"rho (input autocorrelation) must lie in (-1, 1), got {rho}")
+    return rho
+
+
+def input_gamma(
+    lam: torch.Tensor, kind: str = "iid", rho: float = 0.0
+) -> torch.Tensor:
+    r"""Normaliser $\gamma(\lambda)$, a real tensor of ``lam``'s shape.
+
+    * ``"iid"``: $\sqrt{1 - |\lambda|^2}$, exact for i.i.d. unit-variance inputs (the LRU choice).
+    * ``"correlated"``: $\sqrt{(1-\lambda^2)(1-\rho\lambda)/(1+\rho\lambda)}$, exact for real
+      $\lambda$ and inputs with autocorrelation $E[x_t x_{t+d}] = \rho^{|d|}$.
+    * ``"l1"``: $1 - |\lambda|$.
+    * ``"none"``: ones.
+
+    With the exact normaliser, $E[h^2] = 1$ in the stationary regime.
+
+    Args:
+        lam: eigenvalues, real or complex, every $|\lambda| \le 1$.
+        kind: one of ``"iid"``, ``"correlated"``, ``"l1"``, ``"none"``.
+        rho: input autocorrelation for ``"correlated"``, in $(-1, 1)$.
+
+    Raises:
+        ValueError: unknown kind, $|\lambda| > 1$ or NaN, complex ``lam`` with ``"correlated"``.
+
+    References:
+        Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3.1).
+
+    Example:
+        >>> import torch
+        >>> input_gamma(torch.tensor([0.6, 0.8j]))
+        tensor([0.8000, 0.6000])
+        >>> input_gamma(torch.tensor([0.5]), "correlated", rho=0.5)  # sqrt(0.75 * 0.75 / 1.25)
+        tensor([0.6708])
+    """
+    if kind == "learned":
+        raise ValueError(
+            "input_gamma: 'learned' needs parameters; use InputNorm('learned', lam=...)"
+        )
+    if kind not in GAMMA_KINDS:
+        raise ValueError(f"input_gamma: kind must be one of {GAMMA_KINDS}, got {kind!r}")
+    r2 = _squared_magnitude(lam)
+    bad = torch.isnan(r2) | (r2 > 1)
+    if bad.any():
+        raise ValueError(
+            f"input_gamma needs every |lam| <= 1 and no NaN: {int(bad.sum())} of {lam.numel()} "
+            f"entries are not (max |lam|^2 = {r2.max().item():.6g})"
+        )
+    if kind == "iid":
+        return torch.sqrt(1 - r2)
+    if kind == "l1":
+        return 1 - torch.sqrt(r2)
+    if kind == "none":
+        return torch.ones_like(r2)
+    rho = _check_rho(rho)
+    if lam.is_complex():
+        raise ValueError("input_gamma: the 'correlated' normaliser is defined for real lam only")
+    return torch.sqrt((1 - r2) * (1 - rho * lam) / (1 + rho * lam))
+
+
+class InputNorm(nn.Module):
+    r"""$\gamma(\lambda)$ as a module, usable as a parametrization of an input matrix ``B``.
+
+    ``InputNorm(kind).gamma(lam)`` evaluates the normaliser; ``kind="learned"`` owns a
+    parameter ``gamma_log`` (one per eigenvalue) initialised at
+    $\log\sqrt{1-|\lambda_0|^2}$ from the eigenvalues ``lam`` given at construction, with
+    $\gamma = \exp(\gamma_{\log})$ (the LRU choice).
+
+    Bound to a module by :func:`normalize_input`, it becomes a parametrization of that module's
+    input matrix: the effective ``B`` is $\gamma(\lambda)$ broadcast along ``state_dim`` times the
+    stored ``B``, where $\lambda$ is read from the same module at every call (so it follows
+    training, and a parametrized ``lam`` works too).
+
+    Args:
+        kind: ``"iid"``, ``"correlated"``, ``"l1"``, ``"none"`` or ``"learned"``.
+        rho: input autocorrelation for ``"correlated"``.
+        lam: initial eigenvalues, required for ``"learned"``.
+
+    References:
+        Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3.1);
+        Orvieto et al., https://arxiv.org/abs/2303.06349 (learned normalisation).
+
+    Example:
+        >>> import torch
+        >>> norm = InputNorm("learned", lam=torch.tensor([0.6, 0.8]))
+        >>> norm.gamma(torch.tensor([0.6, 0.8]))
+        tensor([0.8000, 0.6000], grad_fn=<ExpBackward0>)
+    """
+
+    def __init__(self, kind: str = "iid", rho: float = 0.0, lam: torch.Tensor | None = None):
+        super().__init__()
+        if kind not in GAMMA_KINDS:
+            raise ValueError(f"InputNorm: kind must be one of {GAMMA_KINDS}, got {kind!r}")
+        self.kind = kind
+        self.rho = _check_rho(rho) if kind == "correlated" else float(rho)
+        if kind == "learned":
+            if lam is None:
+                raise ValueError("InputNorm('learned') needs the initial eigenvalues: lam=...")
+            init = input_gamma(lam.detach(), "iid")
+            if (init <= 0).any():
+                raise ValueError("InputNorm('learned') needs every initial |lam| < 1")
+            self.gamma_log = nn.Parameter(torch.log(init))
+        # Binding to the owning module, set by normalize_input. Stored outside _modules so that
+        # state_dict / .to() / repr do not recurse into the owner; deepcopy maps it through memo.
+        object.__setattr__(self, "_owner", None)
+        self.eig_name = "lam"
+        self.state_dim = 0
+        self._registering = False
+
+    def gamma(self, lam: torch.Tensor) -> torch.Tensor:
+        """The normaliser for eigenvalues ``lam`` (a real tensor of ``lam``'s shape)."""
+        if self.kind == "learned":
+            if lam.shape != self.gamma_log.shape:
+                raise ValueError(
+                    f"InputNorm('learned') holds gamma_log of shape {tuple(self.gamma_log.shape)}"
+                    f" but got lam of shape {tuple(lam.shape)}"
+                )
+            return torch.exp(self.gamma_log)
+        return input_gamma(lam, self.kind, self.rho)
+
+    def _broadcast_gamma(self, B: torch.Tensor) -> torch.Tensor:
+        owner = self._owner
+        if owner is None:
+            raise RuntimeError(
+                "InputNorm is not bound to a module; register it with "
+                "recurrent_params.normalize_input(module, 'B', ...)"
+            )
+        g = self.gamma(getattr(owner, self.eig_name))
+        dim = self.state_dim % B.dim()
+        if B.shape[dim] != g.numel():
+            raise ValueError(
+                f"InputNorm: {self.eig_name} has {g.numel()} entries but the normalised tensor "
+                f"has size {B.shape[dim]} along state_dim={self.state_dim}"
+            )
+        shape = [1] * B.dim()
+        shape[dim] = -1
+        return g.reshape(shape).to(B.real.dtype)
+
+    def forward(self, B: torch.Tensor) -> torch.Tensor:
+        """Effective input matrix $\\gamma(\\lambda) \\odot B$ (broadcast along ``state_dim``)."""
+        return self._broadcast_gamma(B) * B
+
+    def right_inverse(self, B: torch.Tensor) -> torch.Tensor:
+        """Stored matrix whose normalised value is ``B`` (identity while registering)."""
+        if self._registering:
+            return B
+        with torch.no_grad():
+            return B / self._broadcast_gamma(B)
+
+    def extra_repr(self) -> str:
+        text = f"kind={self.kind!r}, eig_name={self.eig_name!r}, state_dim={self.state_dim}"
+        return text + (f", rho={self.rho}" if self.kind == "correlated" else "")
+
+
+def normalize_input(
+    module: nn.Module,
+    tensor_name: str = "B",
+    *,
+    eig_name: str = "lam",
+    kind: str = "iid",
+    rho: float = 0.0,
+    state_dim: int = 0,
+    keep_value: bool = False,
+) -> InputNorm:
+    r"""Register :class:`InputNorm` on ``module.<tensor_name>`` and return it.
+
+    Afterwards ``module.B`` reads $\gamma(\lambda) \odot B_{\text{stored}}$ with $\lambda$ taken
+    from ``module.<eig_name>`` at each access. By default the current ``B`` becomes the stored
+    matrix, so the normalisation is applied on top of the existing weights; with
+    ``keep_value=True`` the effective ``B`` is left unchanged instead (the stored matrix is
+    divided by $\gamma$). Assigning ``module.B = value`` later sets the effective matrix.
+
+    Args:
+        module: owner of both tensors.
+        tensor_name: the input matrix to normalise.
+        eig_name: the eigenvalue tensor (plain or parametrized) of the same module.
+        kind: see :class:`InputNorm`.
+        rho: input autocorrelation for ``"correlated"``.
+        state_dim: the dimension of the input matrix that indexes the state (rows by default).
+        keep_value: keep the effective value instead of the stored one.
+
+    Example:
+        >>> import torch
+        >>> m = torch.nn.Module()
+        >>> m.lam = torch.nn.Parameter(torch.tensor([0.6, 0.8]))
+        >>> m.B = torch.nn.Parameter(torch.ones(2, 3))
+        >>> _ = normalize_input(m, "B", kind="iid")
+        >>> m.B[:, 0]
+        tensor([0.8000, 0.6000], grad_fn=<SelectBackward0>)
+    """
+    lam = getattr(module, eig_name, None)
+    if not isinstance(lam, torch.Tensor):
+        raise ValueError(f"normalize_input: {type(module).__name__} has no tensor {eig_name!r}")
+    norm = InputNorm(kind, rho=rho, lam=lam.detach() if kind == "learned" else None)
+    norm.to(device=lam.device, dtype=lam.real.dtype)
+    object.__setattr__(norm, "_owner", module)
+    norm.eig_name = eig_name
+    norm.state_dim = state_dim
+    norm._registering = not keep_value
+    try:
+        parametrize.register_parametrization(module, tensor_name, norm)
+    finally:
+        norm._registering = False
+    return norm

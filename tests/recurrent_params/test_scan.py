@@ -1,0 +1,201 @@
+"""linear_scan against the float64 Python loop, forward and backward, every kernel."""
+
+import importlib
+
+import pytest
+import torch
+
+from recurrent_params import linear_scan
+from recurrent_params.scan import scan_implementation
+from recurrent_params.scan._kernels import parallel_scan
+from recurrent_params.scan._reference import reference_scan
+
+IMPLS = ["auto", "loop", "chunked", "autograd", "parallel"]
+
+
+def _lam(shape, dtype, r_max=0.999, generator=None):
+    r = 0.2 + (r_max - 0.2) * torch.rand(shape, dtype=torch.float64)
+    if dtype.is_complex:
+        return torch.polar(r, 6.0 * torch.rand(shape, dtype=torch.float64)).to(dtype)
+    sign = torch.where(torch.rand(shape) < 0.3, -1.0, 1.0).to(torch.float64)
+    return (r * sign).to(dtype)
+
+
+def _inputs(B, L, d, dtype, per_step, with_h0, device="cpu"):
+    lam = _lam((B, L, d) if per_step else (d,), dtype)
+    u = torch.randn(B, L, d, dtype=dtype)
+    h0 = torch.randn(B, d, dtype=dtype) if with_h0 else None
+    out = [t if t is None else t.to(device).requires_grad_() for t in (lam, u, h0)]
+    return out
+
+
+def _rel_close(actual, expected, rtol=1e-10):
+    err = (actual - expected).abs().max() / expected.abs().max().clamp_min(1e-30)
+    assert err <= rtol, f"relative error {err:.2e} > {rtol:.0e}"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("with_h0", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_matches_float64_loop_forward_and_backward(impl, dtype, per_step, with_h0, reverse):
+    B, L, d = 3, 150, 4  # L not a multiple of the chunk: exercises the tail
+    lam, u, h0 = _inputs(B, L, d, dtype, per_step, with_h0)
+    h = linear_scan(lam, u, h0, reverse=reverse, impl=impl)
+    if reverse:
+        flip = (lambda t: t) if not per_step else (lambda t: t.flip(1))
+        ref = reference_scan(flip(lam), u.flip(1), h0).flip(1)
+    else:
+        ref = reference_scan(lam, u, h0)
+    _rel_close(h, ref)
+    w = torch.randn_like(ref)
+    leaves = [t for t in (lam, u, h0) if t is not None]
+    grads = torch.autograd.grad((h * w.conj()).real.sum(), leaves)
+    grads_ref = torch.autograd.grad((ref * w.conj()).real.sum(), leaves)
+    for got, want in zip(grads, grads_ref):
+        _rel_close(got, want)
+
+
+@pytest.mark.parametrize("impl", ["loop", "chunked"])
+def test_gradcheck_and_gradgradcheck(impl):
+    lam, u, h0 = _inputs(2, 9, 3, torch.complex128, True, True)
+    fn = lambda lam, u, h0: linear_scan(lam, u, h0, impl=impl)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (lam, u, h0))
+    assert torch.autograd.gradgradcheck(fn, (lam, u, h0))
+    lam1 = _lam((3,), torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda lam, u: linear_scan(lam, u, impl=impl), (lam1, u))
+
+
+def test_mixed_dtypes_promote_and_real_lam_gets_real_grad():
+    lam = _lam((4,), torch.float32).requires_grad_()
+    u = torch.randn(2, 7, 4, dtype=torch.complex64)
+    h = linear_scan(lam, u)
+    assert h.dtype == torch.complex64
+    (g,) = torch.autograd.grad(h.abs().sum(), lam)
+    assert g.dtype == torch.float32
+    ref = reference_scan(lam.detach().double(), u.to(torch.complex128))
+    torch.testing.assert_close(h, ref.to(torch.complex64), rtol=1e-5, atol=1e-5)
+
+
+def test_constant_and_per_step_lam_agree():
+    lam, u, h0 = _inputs(2, 33, 3, torch.complex128, False, True)
+    full = lam.detach().expand(2, 33, 3)
+    torch.testing.assert_close(linear_scan(lam, u, h0), linear_scan(full, u, h0))
+
+
+def test_no_per_step_graph_is_kept():
+    lam, u, _ = _inputs(2, 64, 3, torch.complex64, False, False)
+    h = linear_scan(lam, u, impl="loop")
+    assert type(h.grad_fn).__name__ == "_LinearScanFnBackward"
+    assert {type(f[0]).__name__ for f in h.grad_fn.next_functions if f[0] is not None} <= {
+        "AccumulateGrad"
+    }
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_forward_mode_ad_matches_the_reference(per_step, reverse):
+    import torch.autograd.forward_ad as fwAD
+
+    lam, u, h0 = (t.detach() for t in _inputs(2, 40, 3, torch.complex128, per_step, True))
+    tangents = [torch.randn_like(t) for t in (lam, u, h0)]
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(p, t) for p, t in zip((lam, u, h0), tangents)]
+        out = fwAD.unpack_dual(linear_scan(*duals, reverse=reverse, impl="loop")).tangent
+
+    def ref(lam, u, h0):
+        if not reverse:
+            return reference_scan(lam, u, h0)
+        flip = (lambda t: t.flip(1)) if per_step else (lambda t: t)
+        return reference_scan(flip(lam), u.flip(1), h0).flip(1)
+
+    _, expected = torch.func.jvp(ref, (lam, u, h0), tuple(tangents))
+    _rel_close(out, expected)
+
+
+def test_torch_func_transforms_use_the_autograd_path():
+    lam, u, h0 = (t.detach() for t in _inputs(2, 20, 3, torch.float64, False, True))
+
+    def loss(lam):
+        return linear_scan(lam, u, h0).pow(2).sum()
+
+    def loss_ref(lam):
+        return reference_scan(lam, u, h0).pow(2).sum()
+
+    torch.testing.assert_close(torch.func.hessian(loss)(lam), torch.func.hessian(loss_ref)(lam))
+    batched = torch.func.vmap(lambda uu: linear_scan(lam, uu.unsqueeze(0)))(u)
+    torch.testing.assert_close(batched.squeeze(1), reference_scan(lam, u))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_parallel_combine_on_cpu_generic_mode(dtype):
+    lam, u, h0 = (t.detach() for t in _inputs(2, 37, 3, dtype, True, True))
+    h = parallel_scan(lam, u, h0, combine_mode="generic")
+    torch.testing.assert_close(h, reference_scan(lam, u, h0).to(dtype), rtol=1e-4, atol=1e-4)
+
+
+def test_parallel_failure_falls_back_to_chunked_with_a_warning(monkeypatch):
+    from recurrent_params.scan import _kernels
+
+    module = importlib.import_module("recurrent_params.scan.linear_scan")  # not the function
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(_kernels, "parallel_scan", broken)
+    monkeypatch.setattr(module, "_PARALLEL_BROKEN", set())
+    lam, u, h0 = _inputs(2, 30, 3, torch.complex128, False, True)
+    with pytest.warns(RuntimeWarning, match="falling back to the chunked scan"):
+        h = linear_scan(lam, u, h0, impl="parallel")
+    _rel_close(h, reference_scan(lam, u, h0))
+    assert module._PARALLEL_BROKEN == {"cpu"}
+
+
+def test_cpu_default_is_the_loop():
+    assert scan_implementation("cpu") == "loop"
+
+
+def test_errors_name_expected_and_received():
+    u = torch.randn(2, 5, 3)
+    with pytest.raises(ValueError, match=r"\(batch, length, d\), got \(2, 5\)"):
+        linear_scan(torch.ones(3), u[:, :, 0])
+    with pytest.raises(ValueError, match=r"\(3,\) or \(2, 5, 3\).*got \(4,\)"):
+        linear_scan(torch.ones(4), u)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 3\), got \(3,\)"):
+        linear_scan(torch.ones(3), u, torch.zeros(3))
+    with pytest.raises(TypeError, match="floating or complex, got torch.int64"):
+        linear_scan(torch.ones(3, dtype=torch.long), u)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        linear_scan(torch.ones(3), u, impl="fft")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["loop", "chunked"])
+def test_long_sequence_near_unit_modulus(impl):
+    L, d = 65_536, 2
+    r = torch.tensor([1 - 1e-7, 0.999], dtype=torch.float64)
+    lam = torch.polar(r, torch.tensor([0.01, 1.0], dtype=torch.float64)).requires_grad_()
+    u = torch.randn(1, L, d, dtype=torch.complex128, requires_grad=True)
+    h = linear_scan(lam, u, impl=impl)
+    assert torch.isfinite(torch.view_as_real(h)).all()
+    ref = reference_scan(lam, u)
+    _rel_close(h, ref, 1e-9)
+    w = torch.randn_like(h)
+    g = torch.autograd.grad((h * w.conj()).real.sum(), (lam, u))
+    g_ref = torch.autograd.grad((ref * w.conj()).real.sum(), (lam, u))
+    for a, b in zip(g, g_ref):
+        _rel_close(a, b, 1e-9)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_cuda_parallel_matches_reference(device, dtype):
+    lam, u, h0 = _inputs(4, 300, 8, dtype, False, True, device=device)
+    h = linear_scan(lam, u, h0)
+    ref = reference_scan(lam.double(), u, h0)
+    torch.testing.assert_close(h, ref.to(dtype), rtol=1e-4, atol=1e-4)
+    g = torch.autograd.grad(h.abs().sum(), (lam, u, h0))
+    g_ref = torch.autograd.grad(ref.abs().sum(), (lam, u, h0))
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b.to(a.dtype), rtol=1e-3, atol=1e-3)
