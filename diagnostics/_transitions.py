@@ -376,6 +376,10 @@ def _readout(layer: _Layer, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     h = layer._to_state(s)
     if hasattr(cell, "readout"):
         return cell.readout(x, h)
+    if hasattr(cell, "n_modes"):  # S4D: y = 2 Re(sum_n C_hn h_hn) + D x, per channel h
+        hh = h.reshape(h.shape[0], cell.d_model, cell.n_modes)
+        C = cell.C
+        return 2 * (hh.real * C.real - hh.imag * C.imag).sum(-1) + cell.D * x
     C = cell.C
     y = h @ C.transpose(-1, -2)
     y = y.real if y.is_complex() else y
