@@ -28,7 +28,7 @@ DEFAULT_SEQ_LEN = 20
 
 @dataclass(eq=False)
 class Driver:
-    """A tensor that scales a transition, and how to rescale it.
+    r"""A tensor that scales a transition, and how to rescale it.
 
     Attributes:
         module: the module that owns the tensor.

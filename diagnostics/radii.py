@@ -45,7 +45,7 @@ from diagnostics._transitions import (
     model_transitions,
 )
 
-__all__ = ["spectral_radius", "transition_radii", "Transition", "Driver", "model_transitions"]
+__all__ = ["spectral_radius", "transition_radii"]
 
 
 def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
@@ -137,9 +137,16 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
         resid = H[:, m, m - 1].abs() * y[:, -1].abs()  # ||M x - theta x|| for the Ritz pair
         if m == n or bool((resid <= tol * radius.clamp_min(eps)).all()):
             break
-        x = torch.einsum("bnm,bm->bn", Q[:, :, :m].to(vecs.dtype), y)  # Ritz vector, complex
-        phase = torch.rand(batch, 1, generator=generator).to(u0) * 6.283185307179586
-        v = (x * torch.polar(torch.ones_like(phase), phase)).real  # keeps the conjugate pair
+        # restart from a random combination of the leading Ritz vectors (not the top one
+        # alone), so that an eigenvalue of nearly the same modulus is not filtered out
+        p = max(1, m // 3)
+        top = vals.abs().argsort(-1, descending=True)[:, :p]  # (B, p)
+        coef = torch.randn(batch, p, generator=generator).to(u0).abs() + 0.5
+        phase = torch.rand(batch, p, generator=generator).to(u0) * 6.283185307179586
+        coef = torch.polar(coef, phase)  # (B, p) complex
+        Y = torch.gather(vecs, 2, top[:, None, :].expand(batch, m, p))  # (B, m, p)
+        x = torch.einsum("bnm,bmp,bp->bn", Q[:, :, :m].to(vecs.dtype), Y, coef.to(vecs.dtype))
+        v = x.real
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
     return radius, Q[:, :, :m], m
 
