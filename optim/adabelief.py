@@ -59,8 +59,8 @@ class AdaBelief(Optimizer):
         >>> opt = AdaBelief([p], lr=0.1, rectify=False)
         >>> (p.abs() ** 2).sum().backward()
         >>> _ = opt.step()
-        >>> p.data  # both coordinates move by lr: the first step is a sign step
-        tensor([0.9000+0.9000j])
+        >>> p.data  # Re and Im move alike: 1 - lr * 0.2 / 1.8 (m = 0.2, sqrt(s / 0.001) = 1.8)
+        tensor([0.8889+0.8889j])
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3,

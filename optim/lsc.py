@@ -453,7 +453,8 @@ class LSCPretrainer:
             "radii_before": self.radii_before, "targets": self.targets,
             "converged": self.converged, "is_ffn": getattr(self, "_is_ffn", None),
             "generator": self.generator.get_state(),
-            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "optimizer": None if self.optimizer is None else copy.deepcopy(
+                self.optimizer.state_dict()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

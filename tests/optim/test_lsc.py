@@ -1,0 +1,210 @@
+"""LSCPretrainer: convergence on the supported model kinds, rescaling rules, resume, reports."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from diagnostics import Driver, Transition, transition_radii
+from optim import AdaBelief, LSCPretrainer, LSCResult
+from recurrent_params import LRU, DiagonalRNN, ExpMag
+
+
+def _bad_tanh_ffn(depth=10, width=32):
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        nn.init.normal_(lin.weight, std=2 / width**0.5)
+        layers += [lin, nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.slow
+def test_deep_tanh_ffn_with_bad_init_reaches_radius_one():
+    torch.manual_seed(0)
+    net = _bad_tanh_ffn()
+    result = LSCPretrainer(net, progress=False).run()
+    assert result.converged, result.reason
+    assert max(result.radii_before.values()) > 1.1
+    for name, r in result.radii_after.items():
+        assert r == pytest.approx(1.0, abs=0.02), name
+    mean = sum(result.radii_after.values()) / len(result.radii_after)
+    assert mean == pytest.approx(1.0, abs=0.02)
+
+
+def test_orthogonal_linear_ffn_reports_radius_one_before_any_step():
+    net = nn.Sequential(*[nn.Linear(16, 16, bias=False) for _ in range(3)])
+    for m in net:
+        nn.init.orthogonal_(m.weight)
+    before = [m.weight.detach().clone() for m in net]
+    result = LSCPretrainer(net, progress=False, patience=3).run()
+    assert all(r == pytest.approx(1.0, abs=5e-4) for r in result.radii_before.values())
+    assert result.converged and result.steps <= 3
+    for m, w in zip(net, before):  # nothing to correct beyond rounding
+        torch.testing.assert_close(m.weight, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_three_layer_lstm_reaches_half():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(64, 64, num_layers=3)
+    result = LSCPretrainer(lstm, batch_size=32, clip=(0.7, 1.3), progress=False).run()
+    assert result.converged, result.reason
+    assert set(result.radii_after) == {f"layer{l}.{k}" for l in range(3)
+                                       for k in ("time", "depth")}
+    for name, r in result.radii_after.items():
+        assert r == pytest.approx(0.5, abs=0.05), name
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_torch_rnns_run_and_rescale_their_kernels(cls, batch_first):
+    torch.manual_seed(0)
+    rnn = cls(3, 6, num_layers=2, batch_first=batch_first)
+    w_hh0 = rnn.weight_hh_l1.detach().clone()
+    w_ih0 = rnn.weight_ih_l1.detach().clone()
+    pre = LSCPretrainer(rnn, max_steps=2, batch_size=4, seq_len=5, progress=False)
+    assert pre.run(num_steps=1).steps == 1  # a pause keeps the current weights
+    hist = pre.history[0]
+    factor_t = min(max(0.5 / hist["radii"]["layer1.time"], 0.85), 1.15)
+    factor_d = min(max(0.5 / hist["radii"]["layer1.depth"], 0.85), 1.15)
+    torch.testing.assert_close(rnn.weight_hh_l1, w_hh0 * factor_t)
+    torch.testing.assert_close(rnn.weight_ih_l1, w_ih0 * factor_d)
+    result = pre.run()
+    assert not result.converged and result.steps == 2
+    assert "max_steps=2" in result.reason
+
+
+def test_single_layer_rnn_default_target_is_one_and_unbalanced_split():
+    rnn = nn.GRU(2, 4)
+    pre = LSCPretrainer(rnn, max_steps=1, batch_size=2, seq_len=3, progress=False)
+    assert set(pre.run().targets.values()) == {1.0}
+    deep = nn.RNN(2, 4, num_layers=3)
+    res = LSCPretrainer(deep, target="unbalanced", max_steps=1, batch_size=2, seq_len=7,
+                        progress=False).run()
+    assert res.targets["layer1.time"] == pytest.approx(7 / 10)
+    assert res.targets["layer1.depth"] == pytest.approx(3 / 10)
+
+
+def test_cell_stack_with_mixing_layers_converges():
+    torch.manual_seed(0)
+    stack = nn.Sequential(nn.Linear(3, 8), nn.GRUCell(8, 8), nn.Tanh(), nn.RNNCell(8, 8),
+                          nn.Linear(8, 2))
+    result = LSCPretrainer(stack, batch_size=32, seq_len=6, progress=False).run()
+    assert result.converged, result.reason
+    assert "decoder" in result.radii_after
+    for name, r in result.radii_after.items():
+        assert r == pytest.approx(0.5, abs=0.06), name
+
+
+def test_lru_stack_converges_and_rescales_lam_in_magnitude():
+    torch.manual_seed(0)
+    stack = nn.Sequential(LRU(4, 8, r_min=0.8, r_max=0.99), nn.GELU(), LRU(4, 8))
+    phase0 = stack[0].lam.detach().angle()
+    result = LSCPretrainer(stack, batch_size=16, seq_len=6, progress=False).run()
+    assert result.converged, result.reason
+    for name, r in result.radii_after.items():
+        assert r == pytest.approx(0.5, abs=0.05), name
+    lam = stack[0].lam.detach()
+    assert float(lam.abs().max()) == pytest.approx(result.radii_after["layer0.time"], rel=1e-5)
+    torch.testing.assert_close(lam.angle(), phase0)  # the phase is untouched
+
+
+def test_magnitude_driver_rescales_lam_not_nu():
+    """|lam| = 0.2 < 1/e: multiplying nu would move |lam| the wrong way (REFERENCE section 3)."""
+    cell = DiagonalRNN(1, 3, 1, complex=False)
+    with torch.no_grad():
+        cell.lam.copy_(torch.tensor([0.2, 0.5, 0.9]))
+    parametrize.register_parametrization(cell, "lam", ExpMag())
+    Driver(cell, "lam", "magnitude").rescale_(1.1)
+    torch.testing.assert_close(cell.lam, torch.tensor([0.22, 0.55, 0.99]))
+    Driver(cell, "lam", "magnitude").rescale_(1.1, max_magnitude=0.995)
+    assert float(cell.lam.detach().max()) == pytest.approx(0.995)
+
+
+def test_resume_from_checkpoint_gives_the_same_result():
+    torch.manual_seed(0)
+    base = nn.LSTM(3, 6, num_layers=2, batch_first=True)
+    kwargs = dict(batch_size=8, seq_len=5, progress=False, seed=3, max_steps=12,
+                  grad_step=True, shuffle_every=4)
+    full_model = copy.deepcopy(base)
+    full = LSCPretrainer(full_model, **kwargs).run()
+    part_model = copy.deepcopy(base)
+    first = LSCPretrainer(part_model, **kwargs)
+    first.run(num_steps=5)
+    ckpt = copy.deepcopy(first.state_dict())
+    resumed_model = copy.deepcopy(base)  # fresh weights: the checkpoint restores them
+    second = LSCPretrainer(resumed_model, **kwargs)
+    second.load_state_dict(ckpt)
+    resumed = second.run()
+    assert resumed.steps == full.steps
+    assert resumed.history == full.history
+    assert resumed.radii_after == full.radii_after
+    for a, b in zip(full_model.parameters(), resumed_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_gradient_step_uses_one_persistent_optimiser():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+    pre = LSCPretrainer(net, grad_step=True, max_steps=4, tolerance=1e-9, batch_size=8,
+                        progress=False)
+    assert isinstance(pre.optimizer, AdaBelief)
+    result = pre.run()
+    assert result.steps == 4
+    state = pre.optimizer.state[net[0].weight]
+    assert state["step"] == 4  # the same optimiser stepped every time
+    assert all(h["loss"] >= 0 for h in result.history)
+
+
+def test_user_batches_dataloader_and_protocol_model():
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(64, 5), torch.zeros(64))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    net = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 5))
+    assert LSCPretrainer(net, loader, progress=False).run().converged
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.eye(3) * 3.0)
+
+        def lsc_transitions(self, x):
+            return [Transition("mine", lambda s: s @ self.w.T, x, (), (Driver(self, "w"),))]
+
+    model = Scaled()
+    result = LSCPretrainer(model, torch.randn(4, 3), target=0.7, progress=False).run()
+    assert result.converged
+    assert result.radii_after["mine"] == pytest.approx(0.7, abs=1e-6)
+
+
+def test_errors_say_what_to_provide():
+    with pytest.raises(TypeError, match="lsc_transitions"):
+        LSCPretrainer(nn.Conv1d(2, 2, 3), progress=False).run()
+    with pytest.raises(ValueError, match="clip"):
+        LSCPretrainer(nn.Linear(2, 2), clip=(1.2, 1.5))
+    with pytest.raises(ValueError, match="target"):
+        LSCPretrainer(nn.Sequential(nn.Linear(2, 2)), target="balanced", progress=False).run()
+
+
+def test_result_is_a_readable_dataclass(tmp_path):
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    result = LSCPretrainer(net, max_steps=3, batch_size=8, progress=False).run()
+    assert isinstance(result, LSCResult)
+    assert "linear0" in repr(result) and "target" in repr(result)
+    d = result.to_dict()
+    assert d["steps"] == result.steps and d["radii_after"] == result.radii_after
+    pytest.importorskip("matplotlib")
+    result.plot(tmp_path / "lsc.png")
+    assert (tmp_path / "lsc.png").stat().st_size > 0
+
+
+def test_radii_after_are_remeasured_with_transition_radii():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6))
+    result = LSCPretrainer(net, progress=False).run()
+    again = transition_radii(net, batch_size=256)
+    for k in again:
+        assert again[k] == pytest.approx(result.radii_after[k], abs=0.05)
