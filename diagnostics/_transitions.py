@@ -214,7 +214,7 @@ class _Layer:
 
 
 class _TorchLayer(_Layer):
-    """Layer ``l`` of an ``nn.RNN``/``GRU``/``LSTM``, or an ``nn.RNNCell``/``GRUCell``/``LSTMCell``."""
+    """Layer ``l`` of an ``nn.RNN``/``GRU``/``LSTM``, or a torch RNN/GRU/LSTM cell."""
 
     def __init__(self, module: nn.Module, mode: str, suffix: str = ""):
         self.module, self.mode, self.suffix = module, mode, suffix
@@ -295,7 +295,7 @@ def _apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
 def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Module]],
                        trailing: Sequence[nn.Module], x: torch.Tensor,
                        generator: torch.Generator | None) -> list[Transition]:
-    """Transitions of a stack: ``x_t -> mixers[0] -> layer0 -> mixers[1] -> layer1 ... -> trailing``.
+    """Transitions of a stack ``x_t -> mixers[0] -> layer0 -> mixers[1] -> ... -> trailing``.
 
     Every sequence is run step by step without gradients; for each sample one time step ``t_b``
     is drawn uniformly in ``[0, T)`` and the Jacobians are taken there.

@@ -38,7 +38,6 @@ from torch.func import jvp
 
 from diagnostics._transitions import (
     DEFAULT_SEQ_LEN,
-    Driver,
     Transition,
     first_tensor,
     gaussian_inputs,
@@ -170,7 +169,8 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
                     context: Sequence[torch.Tensor] = (), *, method: str = "auto",
-                    max_exact: int = 64, krylov_dim: int = 32, max_restarts: int = 30, tol: float = 1e-3,
+                    max_exact: int = 64, krylov_dim: int = 64, max_restarts: int = 8,
+                    tol: float = 1e-3,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Per-sample spectral radius of the Jacobian of a batched map at ``point``.
 

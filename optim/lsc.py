@@ -13,7 +13,8 @@ One pre-training step:
 3. optionally take a gradient step on $\frac1K\sum_k(\bar\rho_k-\rho_t)^2$ with a persistent
    optimiser (AdaBelief by default);
 4. multiply the tensors that drive transition $k$ by $\mathrm{clip}(\rho_t/\bar\rho_k,
-   \mathrm{lo}, \mathrm{hi})$ (each driver's ``exponent`` splits it among tensors in series). Eigenvalues
+   \mathrm{lo}, \mathrm{hi})$ (each driver's ``exponent`` splits it among tensors in
+   series). Eigenvalues
    ``lam`` of diagonal cells are rescaled in magnitude, through their parametrization's
    ``right_inverse``; the exponential parameter $\nu$ is never multiplied;
 5. optionally shuffle the entries of the driving matrices.
@@ -397,7 +398,7 @@ class LSCPretrainer:
     def _one_step(self, tol: float) -> None:
         transitions, radii = self._measure(grad=self.grad_step)
         targets = self.targets
-        values = {k: float(v) for k, v in radii.items()}
+        values = {k: float(v.detach()) for k, v in radii.items()}
         devs = {k: abs(values[k] - targets[k]) for k in values}
         loss = sum((radii[k] - targets[k]) ** 2 for k in radii) / len(radii)
         self.history.append({"step": self.step, "radii": values, "loss": float(loss),

@@ -24,7 +24,8 @@ def test_radius_matches_numpy_with_square_restriction(shape, method):
     A = torch.randn(4, m, n, dtype=torch.float64) / n**0.5
     point = torch.randn(4, n, dtype=torch.float64)
     got = spectral_radius(_batched_linear, point, (A,), method=method, tol=1e-10,
-                          max_restarts=100, krylov_dim=30, generator=torch.Generator().manual_seed(0))
+                          max_restarts=100, krylov_dim=30,
+                          generator=torch.Generator().manual_seed(0))
     k = min(m, n)
     expected = _numpy_radius(A[:, :k, :k].numpy())
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-7)
@@ -152,8 +153,9 @@ def test_package_cell_time_radius_is_max_abs_lam():
     stack = nn.ModuleList([LRU(4, 6), DiagonalRNN(4, 5, 4, complex=False), DenseRNN(4, 7, 2)])
     stack = stack.double()
     radii = transition_radii(stack, batch_size=3, seq_len=5)
-    assert radii["layer0.time"] == pytest.approx(float(stack[0].lam.detach().abs().max()), rel=1e-10)
-    assert radii["layer1.time"] == pytest.approx(float(stack[1].lam.detach().abs().max()), rel=1e-10)
+    for l in (0, 1):
+        top = float(stack[l].lam.detach().abs().max())
+        assert radii[f"layer{l}.time"] == pytest.approx(top, rel=1e-10)
     A = stack[2].A.detach().numpy()
     assert radii["layer2.time"] == pytest.approx(np.abs(np.linalg.eigvals(A)).max(), rel=1e-10)
 
