@@ -262,7 +262,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         >>> from torch import nn
         >>> net = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False))
         >>> for m in net:
-        ...     nn.init.orthogonal_(m.weight)
+        ...     _ = nn.init.orthogonal_(m.weight)
         >>> {k: round(v, 4) for k, v in transition_radii(net).items()}
         {'linear0': 1.0, 'linear1': 1.0}
     """

@@ -401,7 +401,7 @@ class LSCPretrainer:
         values = {k: float(v.detach()) for k, v in radii.items()}
         devs = {k: abs(values[k] - targets[k]) for k in values}
         loss = sum((radii[k] - targets[k]) ** 2 for k in radii) / len(radii)
-        self.history.append({"step": self.step, "radii": values, "loss": float(loss),
+        self.history.append({"step": self.step, "radii": values, "loss": float(loss.detach()),
                              "max_dev": max(devs.values())})
         window = self._window()
         window_dev = max(abs(window[k] - targets[k]) for k in targets)

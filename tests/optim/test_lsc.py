@@ -161,10 +161,11 @@ def test_gradient_step_uses_one_persistent_optimiser():
 
 def test_user_batches_dataloader_and_protocol_model():
     torch.manual_seed(0)
-    data = torch.utils.data.TensorDataset(torch.randn(64, 5), torch.zeros(64))
-    loader = torch.utils.data.DataLoader(data, batch_size=16)
-    net = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 5))
-    assert LSCPretrainer(net, loader, progress=False).run().converged
+    data = torch.utils.data.TensorDataset(torch.randn(256, 8), torch.zeros(256))
+    loader = torch.utils.data.DataLoader(data, batch_size=64)
+    net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    result = LSCPretrainer(net, loader, progress=False).run()
+    assert result.converged, result.reason
 
     class Scaled(nn.Module):
         def __init__(self):
