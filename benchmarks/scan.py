@@ -231,7 +231,14 @@ def bench_lru(args, device) -> None:
         if PeerLRU is not None and not fits:
             skipped.append(f"L={L} (its graph needs ~{need / 2**30:.0f} GiB)")
         methods = lru_methods(args, device, L, with_peer=fits)
-        times = round_robin(methods, args.repeats, device, budget_s=5.0)
+        try:
+            times = round_robin(methods, args.repeats, device, budget_s=5.0)
+        except Exception as err:  # the peer is known to break off the CPU
+            if "lru-pytorch" not in methods:
+                raise
+            skipped.append(f"L={L} (it failed: {type(err).__name__}: {err})")
+            methods.pop("lru-pytorch")
+            times = round_robin(methods, args.repeats, device, budget_s=5.0)
         ms_ours = times["recurrent_params.LRU"]
         for name, ms in times.items():
             label, mib = peak_memory(methods[name], device, "lru", name, L, args)
