@@ -1,10 +1,46 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
-# Transition radii
+# Transition radii (the Transition/Driver protocol)
 from diagnostics._transitions import Driver, Transition, model_transitions
+from diagnostics.correlated_inputs import correlated_inputs
+
+# Effective learning rates
+from diagnostics.effective_lr import EffectiveLRs, effective_learning_rates, supported_optimizers
+from diagnostics.effective_lr_tracker import EffectiveLRTracker
+
+# Hessian
+from diagnostics.hessian_diagonality import (
+    DiagonalityReport,
+    hessian_diagonality,
+    participation_number,
+)
+from diagnostics.hessian_operator import HessianOperator, HutchinsonEstimate, ParameterBlock
+from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
+from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
+
+# Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
 
-__all__: list[str] = [
+__all__ = [
+    # Memory sensitivity (curse of memory)
+    "memory_sensitivity",
+    "MemorySensitivityReport",
+    "correlated_inputs",
+    "second_moment",
+    "sensitivity",
+    "normalized_exp_sensitivity",
+    # Hessian
+    "HessianOperator",
+    "HutchinsonEstimate",
+    "ParameterBlock",
+    "hessian_diagonality",
+    "DiagonalityReport",
+    "participation_number",
+    # Effective learning rates
+    "effective_learning_rates",
+    "EffectiveLRs",
+    "EffectiveLRTracker",
+    "supported_optimizers",
     # Transition radii
     "transition_radii",
     "spectral_radius",
