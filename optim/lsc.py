@@ -406,8 +406,11 @@ class LSCPretrainer:
         window = self._window()
         window_dev = max(abs(window[k] - targets[k]) for k in targets)
         self.history[-1]["window_dev"] = window_dev
-        if window_dev < self.best_score:
-            self.best_score, self.best_step = window_dev, self.step
+        # best weights: small windowed deviation AND a small deviation of this very step (the
+        # window mixes the weights of several steps)
+        score = window_dev + self.history[-1]["max_dev"]
+        if score < self.best_score:
+            self.best_score, self.best_step = score, self.step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         spread = max(h["max_dev"] for h in self.history[-self.patience:])
         if len(self.history) >= self.patience and window_dev <= tol and spread <= 2 * tol:

@@ -32,7 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="recurrent layer")
     parser.add_argument("--layers", type=int, default=None, help="depth (default 4; quick 3)")
     parser.add_argument("--hidden", type=int, default=None, help="width (default 64; quick 32)")
-    parser.add_argument("--features", type=int, default=8, help="input/output features")
+    parser.add_argument("--features", type=int, default=32, help="input/output features "
+                        "(the encoder transition is restricted to min(features, 2 * hidden))")
     parser.add_argument("--length", type=int, default=None, help="sequence length "
                         "(default 40; quick 20)")
     parser.add_argument("--delay", type=int, default=None, help="copy delay (default 10; "
