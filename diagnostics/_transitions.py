@@ -520,12 +520,14 @@ def input_shape(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> tuple[int, 
 
 def gaussian_inputs(model: nn.Module, batch_size: int, seq_len: int = DEFAULT_SEQ_LEN,
                     generator: torch.Generator | None = None,
-                    like: torch.Tensor | None = None) -> torch.Tensor:
+                    like: torch.Tensor | None = None,
+                    shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """Standard Gaussian inputs of the model's input shape, in the model's layout.
 
+    ``shape`` overrides the inferred per-sample shape (time first for recurrent models).
     Drawn on the CPU with ``generator`` (reproducible), then moved to ``like``'s device/dtype.
     """
-    shape = input_shape(model, seq_len)
+    shape = tuple(shape) if shape is not None else input_shape(model, seq_len)
     x = torch.randn((batch_size, *shape), generator=generator)
     if like is not None:
         x = x.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)

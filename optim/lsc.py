@@ -169,6 +169,9 @@ class LSCPretrainer:
         max_steps: the hard limit on steps (it never runs longer).
         batch_size: Gaussian batch size.
         seq_len: Gaussian sequence length (default ``DEFAULT_SEQ_LEN`` = 20).
+        input_shape: declared per-sample shape of the Gaussian inputs (``(T, d)`` for
+            recurrent models, time first; transposed for ``batch_first=False``), overriding
+            the inferred one.
         clip: bounds ``(lo, hi)`` of the multiplicative factor per step.
         grad_step: also take a gradient step on $\mathrm{mean}(\bar\rho-\rho_t)^2$.
         optimizer: optimiser for the gradient step: an ``Optimizer`` over the model's
@@ -202,6 +205,7 @@ class LSCPretrainer:
                  target: float | str | dict[str, float] | None = None,
                  tolerance: float | None = None, patience: int = 5, max_steps: int = 200,
                  batch_size: int = 64, seq_len: int = DEFAULT_SEQ_LEN,
+                 input_shape: tuple[int, ...] | None = None,
                  clip: tuple[float, float] = (0.85, 1.15), grad_step: bool = False,
                  optimizer: Optimizer | Callable[[Iterable], Optimizer] | None = None,
                  lr: float = 1e-3, shuffle_every: int | None = None, method: str = "auto",
@@ -224,6 +228,7 @@ class LSCPretrainer:
         self.max_steps = max_steps
         self.batch_size = batch_size
         self.seq_len = seq_len
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         self.clip = (float(lo), float(hi))
         self.grad_step = grad_step
         self.shuffle_every = shuffle_every
@@ -268,7 +273,8 @@ class LSCPretrainer:
             return self._last_batch
         if src is None:
             gen = gen if final else self.generator
-            x = gaussian_inputs(self.model, self.batch_size, self.seq_len, gen, like=self._like)
+            x = gaussian_inputs(self.model, self.batch_size, self.seq_len, gen, like=self._like,
+                                shape=self.input_shape)
         elif isinstance(src, torch.Tensor):
             x = src
         elif isinstance(src, list | tuple) and src and isinstance(src[0], torch.Tensor | list

@@ -82,8 +82,8 @@ def test_single_layer_rnn_default_target_is_one_and_unbalanced_split():
     pre = LSCPretrainer(rnn, max_steps=1, batch_size=2, seq_len=3, progress=False)
     assert set(pre.run().targets.values()) == {1.0}
     deep = nn.RNN(2, 4, num_layers=3)
-    res = LSCPretrainer(deep, target="unbalanced", max_steps=1, batch_size=2, seq_len=7,
-                        progress=False).run()
+    res = LSCPretrainer(deep, target="unbalanced", max_steps=1, batch_size=2,
+                        input_shape=(7, 2), progress=False).run()
     assert res.targets["layer1.time"] == pytest.approx(7 / 10)
     assert res.targets["layer1.depth"] == pytest.approx(3 / 10)
 
@@ -209,3 +209,16 @@ def test_radii_after_are_remeasured_with_transition_radii():
     again = transition_radii(net, batch_size=256)
     for k in again:
         assert again[k] == pytest.approx(result.radii_after[k], abs=0.05)
+
+
+def test_runs_on_the_model_device_and_dtype(device):
+    torch.manual_seed(0)
+    rnn = nn.GRU(3, 6, num_layers=2, batch_first=True).to(device=device, dtype=torch.float64)
+    radii = transition_radii(rnn, batch_size=4, seq_len=4, method="matrix_free")
+    exact = transition_radii(rnn, batch_size=4, seq_len=4, method="exact")
+    assert radii.keys() == exact.keys()
+    result = LSCPretrainer(rnn, max_steps=3, batch_size=4, seq_len=4, grad_step=True,
+                           shuffle_every=2, progress=False).run()
+    assert result.steps == 3
+    assert all(p.device.type == device.type and p.dtype == torch.float64
+               for p in rnn.parameters())
