@@ -169,7 +169,7 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
                     context: Sequence[torch.Tensor] = (), *, method: str = "auto",
-                    max_exact: int = 64, krylov_dim: int = 64, max_restarts: int = 8,
+                    max_exact: int = 128, krylov_dim: int = 64, max_restarts: int = 8,
                     tol: float = 1e-3,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Per-sample spectral radius of the Jacobian of a batched map at ``point``.
@@ -231,7 +231,7 @@ def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, tor
 def transition_radii(model: nn.Module | Sequence[Transition],
                      inputs: torch.Tensor | None = None, *, batch_size: int = 64,
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
-                     max_exact: int = 64, generator: torch.Generator | None = None,
+                     max_exact: int = 128, generator: torch.Generator | None = None,
                      as_tensors: bool = False, **kwargs) -> dict[str, float]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 

@@ -56,7 +56,7 @@ __all__ = ["LSCPretrainer", "LSCResult"]
 
 @dataclass
 class LSCResult:
-    """Outcome of :meth:`LSCPretrainer.run`.
+    r"""Outcome of :meth:`LSCPretrainer.run`.
 
     Attributes:
         converged: every radius stayed within tolerance for ``patience`` steps.
@@ -64,8 +64,10 @@ class LSCResult:
         radii_before: ``{transition: mean radius}`` before the first step.
         radii_after: the same, re-measured on a fresh batch with the final (best) weights.
         targets: ``{transition: target radius}``.
-        history: one ``{"step", "radii", "loss"}`` dict per step (radii measured at that step,
-            before its update).
+        history: one dict per step: ``"step"``, ``"radii"`` (measured at that step, before
+            its update), ``"loss"`` ($\mathrm{mean}(\bar\rho-\rho_t)^2$), ``"max_dev"``
+            (largest $|\bar\rho-\rho_t|$ of the step) and ``"window_dev"`` (the same for the
+            radii averaged over the last ``patience`` steps).
         best_step: the step whose weights were kept.
         reason: why it stopped, in words.
     """
@@ -209,7 +211,7 @@ class LSCPretrainer:
                  clip: tuple[float, float] = (0.85, 1.15), grad_step: bool = False,
                  optimizer: Optimizer | Callable[[Iterable], Optimizer] | None = None,
                  lr: float = 1e-3, shuffle_every: int | None = None, method: str = "auto",
-                 max_exact: int = 64, max_magnitude: float = 1.0 - 1e-4, seed: int = 0,
+                 max_exact: int = 128, max_magnitude: float = 1.0 - 1e-4, seed: int = 0,
                  progress: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
