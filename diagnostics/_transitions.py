@@ -429,9 +429,9 @@ def _split_stack(modules: Sequence[nn.Module]):
 def _ffn_transitions(seq: Sequence[nn.Module], x: torch.Tensor) -> list[Transition]:
     mods = list(seq)
     lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
-    a = x.reshape(-1, x.shape[-1])  # (B, d)
     with torch.no_grad():
-        a = _apply_all(mods[: lin[0]], a)
+        a = _apply_all(mods[: lin[0]], x)  # e.g. a leading nn.Flatten
+    a = a.reshape(-1, a.shape[-1])  # (B, d)
     transitions = []
     for j, i in enumerate(lin):
         block = tuple(mods[i: lin[j + 1] if j + 1 < len(lin) else len(mods)])

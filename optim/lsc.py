@@ -350,8 +350,17 @@ class LSCPretrainer:
         Returns:
             The :class:`LSCResult`. The model holds the best weights seen when the run ends
             (converged, ``max_steps`` reached, or interrupted with Ctrl-C); after a pause by
-            ``num_steps`` it keeps its current weights so that ``run()`` can continue.
+            ``num_steps`` it keeps its current weights so that ``run()`` can continue. The
+            model is measured in ``eval()`` mode (no dropout); its mode is restored.
         """
+        was_training = self.model.training
+        self.model.eval()  # dropout would make the Jacobian rows disagree
+        try:
+            return self._run(num_steps)
+        finally:
+            self.model.train(was_training)
+
+    def _run(self, num_steps: int | None) -> LSCResult:
         from tqdm.auto import tqdm
 
         if self.radii_before is None:

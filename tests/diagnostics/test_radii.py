@@ -189,3 +189,10 @@ def test_user_protocol_and_unsupported_model_error():
         transition_radii(nn.Conv1d(2, 2, 3))
     with pytest.raises(ValueError, match="bidirectional"):
         transition_radii(nn.GRU(2, 3, bidirectional=True))
+
+
+def test_ffn_with_leading_flatten_and_image_inputs():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 12, bias=False))
+    nn.init.orthogonal_(net[1].weight)
+    radii = transition_radii(net, torch.randn(5, 3, 4))
+    assert radii == {"linear1": pytest.approx(1.0, abs=1e-5)}
