@@ -109,8 +109,7 @@ def run(args) -> dict:
         if target is not None:
             t0 = time.perf_counter()
             res = LSCPretrainer(net.rnn, target=target, max_steps=sizes["pretrain_steps"],
-                                batch_size=16 if quick else args.batch,
-                                seq_len=sizes["length"],
+                                batch_size=args.batch, seq_len=sizes["length"],
                                 clip=(0.75, 1.25), seed=args.seed,
                                 progress=not args.no_progress).run()
             results[name] = res
