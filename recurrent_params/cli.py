@@ -45,6 +45,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for results (JSON/CSV) and figures (PNG)")
     parser.add_argument("--plot", type=Path, default=None, help="write the main figure here")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m recurrent_params``."""
     args = build_parser().parse_args(argv)
     args.device = _check_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("recurrent-params: error: --threads must be at least 1")
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
