@@ -255,6 +255,7 @@ class HessianOperator:
         )  # (P,)
         self._backend = _Backend(backend)
         self._resolved = False
+        self._dense: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -443,10 +444,19 @@ class HessianOperator:
     def dense(self, *, symmetrize: bool = True, progress: bool | None = None) -> torch.Tensor:
         """The exact Hessian ``(P, P)``, column block by column block (``P`` HVPs).
 
+        The result is cached on the operator (the point $\\theta$ is fixed), so repeated calls
+        (e.g. by :func:`~diagnostics.hessian_diagonality`) cost nothing.
+
         Args:
             symmetrize: return $(H + H^\\top)/2$, removing round-off asymmetry.
             progress: override the operator's ``progress`` setting.
         """
+        if self._dense is None:
+            self._dense = self._build_dense(progress)
+        h = self._dense
+        return 0.5 * (h + h.T) if symmetrize else h.clone()
+
+    def _build_dense(self, progress: bool | None) -> torch.Tensor:
         n = self.num_params
         show = self.progress if progress is None else progress
         rows = []
@@ -456,8 +466,7 @@ class HessianOperator:
             eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
             eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
             rows.append(self.hvp(eye, progress=False))  # (chunk, P): rows of H (symmetric)
-        h = torch.cat(rows)
-        return 0.5 * (h + h.T) if symmetrize else h
+        return torch.cat(rows)
 
     def eigsh(
         self,
