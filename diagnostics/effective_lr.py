@@ -199,7 +199,8 @@ def _registry() -> list[tuple[type, Rule, str]]:
             import torch_optimizer as topt
         rules += [
             (topt.AdaBelief, _adabelief_torch_optimizer, ""),
-            (topt.RAdam, _radam_torch_optimizer, ""),
+            (topt.RAdam, _radam_torch_optimizer, "torch-optimizer's RAdam keeps float32 moments "
+             "(and rounds float64 weights through float32): eta is float32"),
             (topt.Yogi, _adam, ""),
             (topt.AdamP, _adam, "AdamP projects the update of matrices; eta ignores it"),
             (topt.DiffGrad, _diffgrad, "DiffGrad multiplies m by a friction coefficient in "
