@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -357,35 +358,48 @@ class HessianOperator:
         return torch.stack([hvp(v) for v in vs])
 
     def _resolve_backend(self, vs: torch.Tensor) -> torch.Tensor:
-        """First product: try the fast paths in order, remember the first that works."""
-        if self._backend.name != "auto":
-            candidates = [_Backend(self._backend.name, True), _Backend(self._backend.name, False)]
-        else:
-            candidates = [
-                _Backend("forward-over-reverse", True),
-                _Backend("reverse-over-reverse", True),
-                _Backend("forward-over-reverse", False),
-                _Backend("reverse-over-reverse", False),
-                _Backend("autograd", False),
-            ]
-        errors = []
-        for cand in candidates:
+        """First product: pick the backend.
+
+        ``"auto"`` times both vmapped directions on this first block and keeps the faster
+        (their results agree to round-off); if neither vmaps, it falls back, with a warning,
+        to one-vector-at-a-time products.
+        """
+        errors: list[str] = []
+
+        def attempt(cand: _Backend):
             try:
+                start = time.perf_counter()
                 out = self._apply_backend(vs, cand)
+                return time.perf_counter() - start, out
             except (RuntimeError, NotImplementedError, TypeError) as exc:
                 errors.append(f"{cand.name} (vmap={cand.vmap}): {exc}".splitlines()[0])
-                continue
-            if errors:
-                warnings.warn(
-                    "HessianOperator fell back to the slower HVP backend "
-                    f"{cand.name!r} (vmap={cand.vmap}) because: " + "; ".join(errors),
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            cand.fallback_reason = errors
-            self._backend = cand
-            self._resolved = True
+                return None
+
+        if self._backend.name == "auto":
+            fast = [_Backend("forward-over-reverse"), _Backend("reverse-over-reverse")]
+            slow = [_Backend("forward-over-reverse", False),
+                    _Backend("reverse-over-reverse", False), _Backend("autograd", False)]
+        else:
+            fast = [_Backend(self._backend.name, self._backend.name != "autograd")]
+            slow = [_Backend(self._backend.name, False)] if fast[0].vmap else []
+        timed = [(r[0], i, c, r[1]) for i, c in enumerate(fast) if (r := attempt(c))]
+        if timed:
+            _, _, cand, out = min(timed, key=lambda item: item[:2])
+            self._backend, self._resolved = cand, True
             return out
+        for cand in slow:
+            result = attempt(cand)
+            if result is None:
+                continue
+            warnings.warn(
+                "HessianOperator fell back to the slower HVP backend "
+                f"{cand.name!r} (one vector at a time) because: " + "; ".join(errors),
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            cand.fallback_reason = list(errors)
+            self._backend, self._resolved = cand, True
+            return result[1]
         raise RuntimeError("no Hessian-vector product backend works: " + "; ".join(errors))
 
     def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:

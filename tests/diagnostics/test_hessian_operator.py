@@ -210,3 +210,38 @@ def test_runs_on_device(device):
     if device.type == "cpu":
         with pytest.raises(ValueError, match="device"):
             HessianOperator(model, mse, (x.to("meta"), y))
+
+
+class _OldStyleSquare(torch.autograd.Function):
+    """An autograd.Function without setup_context: torch.func refuses it, autograd does not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+class _OldStyleModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=DT))
+
+    def forward(self, x):
+        return (x * _OldStyleSquare.apply(self.w)).sum(-1)
+
+
+def test_auto_backend_falls_back_with_a_warning():
+    x = torch.tensor([[1.0, 2.0], [3.0, 1.0]], dtype=DT)
+    model = _OldStyleModel()
+    op = HessianOperator(model, mse, (x, torch.zeros(2, dtype=DT)), progress=False)
+    with pytest.warns(RuntimeWarning, match="fell back"):
+        h = op.dense()
+    assert op.backend == "autograd"
+    theta = op.flat_parameters()
+    ref = hessian(lambda w: mse((x * w * w).sum(-1), torch.zeros(2, dtype=DT)))(theta)
+    torch.testing.assert_close(h, ref)
