@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--length", type=int, default=None,
                         help="sequence length (default 300, --quick 100)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="sequences in the batch (default 128, --quick 32)")
+                        help="sequences in the batch (default 64, --quick 32)")
     parser.add_argument("--top-k", type=int, default=3, help="top eigenvectors to analyse")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)}")
@@ -80,7 +80,7 @@ def _run(args) -> dict:
     from recurrent_params.experiments._teacher import load_teacher, make_teacher, teacher_data
 
     length = args.length or (100 if args.quick else 300)
-    batch = args.batch_size or (32 if args.quick else 128)
+    batch = args.batch_size or (32 if args.quick else 64)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
         if m not in MODELS:
