@@ -117,6 +117,18 @@ def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
     return torch.complex(pairs[..., 0], pairs[..., 1])
 
 
+def _symmetrize_(h: torch.Tensor, block: int) -> None:
+    """``h <- (h + h^T) / 2`` in place, one pair of blocks at a time."""
+    n = h.shape[0]
+    for i in range(0, n, block):
+        bi = slice(i, min(n, i + block))
+        for j in range(i, n, block):
+            bj = slice(j, min(n, j + block))
+            avg = 0.5 * (h[bi, bj] + h[bj, bi].T)
+            h[bi, bj] = avg
+            h[bj, bi] = avg.T
+
+
 def _progress(iterable, enabled: bool, desc: str, total: int):
     if not enabled:
         return iterable
@@ -144,11 +156,13 @@ class HessianOperator:
     ``.grad`` is written. Dropout or other randomness in train mode makes the Hessian random:
     call ``model.eval()`` yourself if that is what you want.
 
-    Hessian-vector products are computed by forward-over-reverse differentiation
-    (``jvp`` of ``grad``), vectorised over blocks of vectors with :func:`torch.func.vmap`
-    and split into chunks of ``chunk_size`` vectors to bound memory. Models whose operations
-    do not support forward-mode AD or vmap fall back, with a warning, to reverse-over-reverse
-    and finally to a plain ``torch.autograd`` double backward, one vector at a time.
+    Hessian-vector products are computed with :mod:`torch.func`, by forward-over-reverse
+    (``jvp`` of ``grad``) or reverse-over-reverse (``vjp`` of ``grad``) differentiation,
+    vectorised over blocks of vectors with :func:`torch.func.vmap` and split into chunks of
+    ``chunk_size`` vectors to bound memory. With ``backend="auto"`` the first block is computed
+    both ways and the faster is kept. Models that no ``torch.func`` transform can handle (e.g.
+    an old-style ``autograd.Function``) fall back, with a warning, to one vector at a time and
+    finally to a plain ``torch.autograd`` double backward.
 
     Args:
         model: any ``nn.Module``.
@@ -455,32 +469,41 @@ class HessianOperator:
             raise TypeError("vectors must be real (complex parameters enter as real views)")
 
     # ------------------------------------------------------------------ dense and spectra
-    def dense(self, *, symmetrize: bool = True, progress: bool | None = None) -> torch.Tensor:
-        """The exact Hessian ``(P, P)``, column block by column block (``P`` HVPs).
+    def dense(
+        self, *, symmetrize: bool = True, cache: bool = False, progress: bool | None = None
+    ) -> torch.Tensor:
+        """The exact Hessian ``(P, P)``, filled by blocks of ``chunk_size`` rows (``P`` HVPs).
 
-        The result is cached on the operator (the point $\\theta$ is fixed), so repeated calls
-        (e.g. by :func:`~diagnostics.hessian_diagonality`) cost nothing.
+        Peak memory is one ``(P, P)`` matrix plus one block (two matrices with ``cache``).
 
         Args:
-            symmetrize: return $(H + H^\\top)/2$, removing round-off asymmetry.
+            symmetrize: return $(H + H^\\top)/2$ (computed in place, block by block),
+                removing round-off asymmetry.
+            cache: keep a copy on the operator (the point $\\theta$ is fixed), so later calls,
+                e.g. by :func:`~diagnostics.hessian_diagonality`, cost no HVPs.
             progress: override the operator's ``progress`` setting.
         """
-        if self._dense is None:
-            self._dense = self._build_dense(progress)
-        h = self._dense
-        return 0.5 * (h + h.T) if symmetrize else h.clone()
+        if self._dense is not None:
+            h = self._dense.clone()
+        else:
+            h = self._build_dense(progress)
+            if cache:
+                self._dense = h.clone()
+        if symmetrize:
+            _symmetrize_(h, max(self.chunk_size, 256))
+        return h
 
     def _build_dense(self, progress: bool | None) -> torch.Tensor:
         n = self.num_params
         show = self.progress if progress is None else progress
-        rows = []
+        h = torch.empty(n, n, dtype=self.dtype, device=self.device)  # (P, P)
         starts = range(0, n, self.chunk_size)
         for s in _progress(starts, show and n > self.chunk_size, "Hessian", len(starts)):
             e = min(n, s + self.chunk_size)
             eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
             eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
-            rows.append(self.hvp(eye, progress=False))  # (chunk, P): rows of H (symmetric)
-        return torch.cat(rows)
+            h[s:e] = self.hvp(eye, progress=False)  # rows of H (symmetric)
+        return h
 
     def eigsh(
         self,

@@ -101,7 +101,7 @@ def _run(args) -> dict:
         student = load_teacher(_student(kind, args.d_state, device), teacher)
         start = time.perf_counter()
         op = HessianOperator(student, _loss, (x, y), progress=progress)
-        h = op.dense(progress=progress)
+        h = op.dense(cache=True, progress=progress)
         report = hessian_diagonality(op, k=min(args.top_k, op.num_params), method="exact",
                                      progress=progress)
         elapsed = time.perf_counter() - start

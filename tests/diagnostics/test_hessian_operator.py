@@ -245,3 +245,19 @@ def test_auto_backend_falls_back_with_a_warning():
     theta = op.flat_parameters()
     ref = hessian(lambda w: mse((x * w * w).sum(-1), torch.zeros(2, dtype=DT)))(theta)
     torch.testing.assert_close(h, ref)
+
+
+def test_dense_cache_and_in_place_symmetrisation():
+    model, x, y = _mlp_problem()
+    op = HessianOperator(model, mse, (x, y), chunk_size=5, progress=False)
+    raw = op.dense(symmetrize=False)
+    sym = op.dense()
+    assert op.num_hvps == 2 * op.num_params  # no cache by default
+    torch.testing.assert_close(sym, 0.5 * (raw + raw.T), rtol=0, atol=0)
+    torch.testing.assert_close(sym, sym.T, rtol=0, atol=0)
+    op.dense(cache=True)
+    before = op.num_hvps
+    again = op.dense()
+    again.zero_()  # the caller owns the result; the cache is untouched
+    torch.testing.assert_close(op.dense(), sym, rtol=0, atol=0)
+    assert op.num_hvps == before
