@@ -6,7 +6,7 @@ References:
 """
 
 from recurrent_params.assign import assign_
-from recurrent_params.cells import LRU, DenseRNN, DiagonalRNN
+from recurrent_params.cells import LRU, S4D, DenseRNN, DiagonalRNN
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
@@ -40,6 +40,7 @@ __all__ = [
     "DenseRNN",
     "DiagonalRNN",
     "LRU",
+    "S4D",
     # Utilities
     "assign_",
     "ComplexSafeModule",

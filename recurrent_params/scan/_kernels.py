@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from recurrent_params.scan._alloc import empty_output
+
 __all__ = ["loop_scan", "chunked_scan", "parallel_scan"]
 
 
@@ -29,24 +31,40 @@ def _time_flip(x: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def loop_scan(
-    lam: torch.Tensor, u: torch.Tensor, h0: torch.Tensor | None, reverse: bool = False
-) -> torch.Tensor:
-    """Sequential scan, one ``addcmul`` per step (no autograd)."""
+    lam: torch.Tensor,
+    u: torch.Tensor,
+    h0: torch.Tensor | None,
+    reverse: bool = False,
+    dot_with: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Sequential scan, one ``addcmul`` per step (no autograd).
+
+    With ``dot_with`` (a ``(B, L, d)`` tensor ``s``) it also returns
+    $\\sum_{b,t} h_{b,t} \\bar s_{b,t'}$ with $t' = t - 1$ when ``reverse`` (else $t + 1$),
+    accumulated while $h_t$ is still in cache: the gradient of a shared ``lam`` in backward.
+    """
     B, L, d = u.shape
-    out = torch.empty_like(u, memory_format=torch.contiguous_format)  # (B, L, d)
+    out = empty_output(u)  # (B, L, d)
     if L == 0:
-        return out
-    steps = range(L - 1, -1, -1) if reverse else range(L)
-    per_step = lam.dim() == 3
+        return out if dot_with is None else (out, torch.zeros_like(u[0, 0]))
+    order = range(L - 1, -1, -1) if reverse else range(L)
+    outs, us = out.unbind(1), u.unbind(1)
+    lams = lam.unbind(1) if lam.dim() == 3 else None
+    acc = None if dot_with is None else torch.zeros_like(out[:, 0])  # (B, d)
+    shift = -1 if reverse else 1
     h = h0
-    for t in steps:
-        o = out[:, t]  # (B, d) view
+    for t in order:
+        o = outs[t]  # (B, d) view
         if h is None:
-            o.copy_(u[:, t])
+            o.copy_(us[t])
         else:
-            torch.addcmul(u[:, t], lam[:, t] if per_step else lam, h, out=o)
+            torch.addcmul(us[t], lam if lams is None else lams[t], h, out=o)
+        if acc is not None and 0 <= t + shift < L:
+            acc.addcmul_(o, dot_with[:, t + shift].conj())
         h = o
-    return out
+    if acc is None:
+        return out
+    return out, acc.sum(0)
 
 
 def chunked_scan(
@@ -155,7 +173,7 @@ def parallel_scan(
     if combine_mode == "pointwise":
         key = "pointwise"
         if key not in _COMPILED:
-            _COMPILED[key] = torch.compile(_assoc, fullgraph=True, dynamic=False)
+            _COMPILED[key] = torch.compile(_assoc, fullgraph=True)
         run = _COMPILED[key]
     else:
         run = _assoc

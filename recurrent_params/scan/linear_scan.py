@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from recurrent_params.scan import _kernels
+from recurrent_params.scan._alloc import empty_output
 
 __all__ = ["linear_scan", "scan_implementation"]
 
@@ -32,7 +34,7 @@ def scan_implementation(device: torch.device | str, requires_grad: bool = True) 
     if torch._C._are_functorch_transforms_active():
         return "autograd"
     if device.type == "cuda":
-        return "chunked" if "cuda" in _PARALLEL_BROKEN else "parallel"
+        return "chunked" if device.type in _PARALLEL_BROKEN else "parallel"
     return "loop"
 
 
@@ -72,19 +74,18 @@ def _kernel(impl: str, lam, u, h0, reverse: bool) -> torch.Tensor:
     if impl in ("chunked", "autograd"):
         return _kernels.chunked_scan(lam, u, h0, reverse)
     if impl == "parallel":
-        if u.device.type == "cuda":
-            try:
-                return _kernels.parallel_scan(lam, u, h0, reverse)
-            except Exception as err:  # compile failures: fall back, loudly, once
-                _PARALLEL_BROKEN.add("cuda")
-                warnings.warn(
-                    f"linear_scan: the compiled parallel scan failed ({type(err).__name__}: "
-                    f"{err}); falling back to the chunked scan on this device",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return _kernels.chunked_scan(lam, u, h0, reverse)
-        return _kernels.parallel_scan(lam, u, h0, reverse, combine_mode="generic")
+        mode = "pointwise" if u.device.type == "cuda" else "generic"
+        try:
+            return _kernels.parallel_scan(lam, u, h0, reverse, combine_mode=mode)
+        except Exception as err:  # compile failures: fall back, loudly, once per device type
+            _PARALLEL_BROKEN.add(u.device.type)
+            warnings.warn(
+                f"linear_scan: the parallel scan failed on {u.device.type} "
+                f"({type(err).__name__}: {err}); falling back to the chunked scan",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return _kernels.chunked_scan(lam, u, h0, reverse)
     raise ValueError(f"linear_scan: impl must be one of {_IMPLS}, got {impl!r}")
 
 
@@ -109,10 +110,25 @@ class _LinearScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, lam, u, h0, reverse, impl):
-        h = _kernel(impl, lam, u, h0, reverse)
+        # primal values only (forward-mode AD hands dual tensors to forward)
+        h = _kernel(impl, lam.detach(), u.detach(), None if h0 is None else h0.detach(), reverse)
         ctx.save_for_backward(lam, h0, h)
+        ctx.save_for_forward(lam, h0, h)
         ctx.reverse, ctx.impl = reverse, impl
         return h
+
+    @staticmethod
+    def jvp(ctx, d_lam, d_u, d_h0, _reverse, _impl):
+        """Forward mode: the tangent obeys the same scan,
+        $\\dot h_t = \\lambda_t \\dot h_{t-1} + \\dot\\lambda_t h_{t-1} + \\dot u_t$."""
+        lam, h0, h = (None if t is None else t.detach() for t in ctx.saved_tensors)
+        v = torch.zeros_like(h) if d_u is None else d_u
+        if d_lam is not None:
+            edge = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
+            parts = [h[:, 1:], edge] if ctx.reverse else [edge, h[:, :-1]]
+            h_in = torch.cat(parts, 1)  # state multiplied by lam_t
+            v = v + d_lam * h_in  # (B, L, d)
+        return _dispatch(lam, v, d_h0, ctx.reverse, ctx.impl)
 
     @staticmethod
     def backward(ctx, g):
@@ -120,31 +136,59 @@ class _LinearScanFn(torch.autograd.Function):
         reverse, impl = ctx.reverse, ctx.impl
         need_lam, need_u, need_h0 = ctx.needs_input_grad[:3]
         per_step = lam.dim() == 3
-        lam_c = lam.conj()
+        lam_c = lam.conj().resolve_conj()  # materialise once, not at every step
         if per_step:  # the adjoint uses lam of the neighbouring step (wrapped value unused)
             lam_c = lam_c.roll(1 if reverse else -1, dims=1)
-        a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
+        fused = None
+        if need_lam and not per_step and impl == "loop" and not torch.is_grad_enabled():
+            # adjoint scan and the lam gradient in one pass over memory
+            a, fused = _kernels.loop_scan(lam_c, g, None, not reverse, dot_with=h)
+        else:
+            a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
         first = -1 if reverse else 0  # the step that reads h0
         g_lam = g_h0 = None
         if need_lam:
-            if per_step:
-                zero = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
-                if reverse:
-                    h_in = torch.cat([h[:, 1:], zero], 1)  # (B, L, d)
+            # h_in[:, t] is the state that lam_t multiplies: h[:, t-1] (h0 at the first step)
+            a_in, h_in = (a[:, :-1], h[:, 1:]) if reverse else (a[:, 1:], h[:, :-1])
+            if per_step and torch.is_grad_enabled():  # double backward: differentiable ops
+                edge = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
+                parts = [h_in, edge] if reverse else [edge, h_in]
+                g_lam = a * torch.cat(parts, 1).conj()  # (B, L, d)
+            elif per_step:
+                g_lam = empty_output(a)  # (B, L, d)
+                rest = g_lam[:, :-1] if reverse else g_lam[:, 1:]
+                torch.mul(a_in, h_in.conj(), out=rest)
+                edge = g_lam[:, first]
+                if h0 is None:
+                    edge.zero_()
                 else:
-                    h_in = torch.cat([zero, h[:, :-1]], 1)  # (B, L, d)
-                g_lam = a * h_in.conj()  # (B, L, d)
+                    torch.mul(a[:, first], h0.conj(), out=edge)
             else:
-                if reverse:
-                    g_lam = (a[:, :-1] * h[:, 1:].conj()).sum((0, 1))  # (d,)
-                else:
-                    g_lam = (a[:, 1:] * h[:, :-1].conj()).sum((0, 1))  # (d,)
+                g_lam = _dot_over_batch_time(a_in, h_in) if fused is None else fused  # (d,)
                 if h0 is not None:
                     g_lam = g_lam + (a[:, first] * h0.conj()).sum(0)
         if need_h0 and h0 is not None:
             lam_first = lam[:, first] if per_step else lam
             g_h0 = lam_first.conj() * a[:, first]  # (B, d)
         return _like(g_lam, lam), a if need_u else None, _like(g_h0, h0), None, None
+
+
+def _dot_over_batch_time(a: torch.Tensor, h: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """``(a * conj(h)).sum((0, 1))`` in time blocks, so no (B, L, d) temporary is allocated
+    (fresh large temporaries are page-fault bound on CPU)."""
+    if torch.is_grad_enabled() and (a.requires_grad or h.requires_grad):
+        return (a * h.conj()).sum((0, 1))  # double backward: keep it differentiable
+    acc = torch.zeros_like(a[0, 0])  # (d,)
+    for s in range(0, a.shape[1], block):
+        acc += (a[:, s : s + block] * h[:, s : s + block].conj()).sum((0, 1))
+    return acc
+
+
+def _has_tangent(*tensors) -> bool:
+    """Whether forward-mode AD (``torch.autograd.forward_ad``) is tracking any input."""
+    if fwAD._current_level < 0:
+        return False
+    return any(t is not None and fwAD.unpack_dual(t).tangent is not None for t in tensors)
 
 
 def _dispatch(lam, u, h0, reverse: bool, impl: str) -> torch.Tensor:
@@ -155,6 +199,7 @@ def _dispatch(lam, u, h0, reverse: bool, impl: str) -> torch.Tensor:
     needs_graph = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (lam, u, h0)
     )
+    needs_graph = needs_graph or _has_tangent(lam, u, h0)
     if not needs_graph:
         return _kernel(impl, lam, u, h0, reverse)
     return _LinearScanFn.apply(lam, u, h0, reverse, impl)

@@ -1,5 +1,7 @@
 """linear_scan against the float64 Python loop, forward and backward, every kernel."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -91,6 +93,27 @@ def test_no_per_step_graph_is_kept():
     }
 
 
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_forward_mode_ad_matches_the_reference(per_step, reverse):
+    import torch.autograd.forward_ad as fwAD
+
+    lam, u, h0 = (t.detach() for t in _inputs(2, 40, 3, torch.complex128, per_step, True))
+    tangents = [torch.randn_like(t) for t in (lam, u, h0)]
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(p, t) for p, t in zip((lam, u, h0), tangents)]
+        out = fwAD.unpack_dual(linear_scan(*duals, reverse=reverse, impl="loop")).tangent
+
+    def ref(lam, u, h0):
+        if not reverse:
+            return reference_scan(lam, u, h0)
+        flip = (lambda t: t.flip(1)) if per_step else (lambda t: t)
+        return reference_scan(flip(lam), u.flip(1), h0).flip(1)
+
+    _, expected = torch.func.jvp(ref, (lam, u, h0), tuple(tangents))
+    _rel_close(out, expected)
+
+
 def test_torch_func_transforms_use_the_autograd_path():
     lam, u, h0 = (t.detach() for t in _inputs(2, 20, 3, torch.float64, False, True))
 
@@ -110,6 +133,23 @@ def test_parallel_combine_on_cpu_generic_mode(dtype):
     lam, u, h0 = (t.detach() for t in _inputs(2, 37, 3, dtype, True, True))
     h = parallel_scan(lam, u, h0, combine_mode="generic")
     torch.testing.assert_close(h, reference_scan(lam, u, h0).to(dtype), rtol=1e-4, atol=1e-4)
+
+
+def test_parallel_failure_falls_back_to_chunked_with_a_warning(monkeypatch):
+    from recurrent_params.scan import _kernels
+
+    module = importlib.import_module("recurrent_params.scan.linear_scan")  # not the function
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(_kernels, "parallel_scan", broken)
+    monkeypatch.setattr(module, "_PARALLEL_BROKEN", set())
+    lam, u, h0 = _inputs(2, 30, 3, torch.complex128, False, True)
+    with pytest.warns(RuntimeWarning, match="falling back to the chunked scan"):
+        h = linear_scan(lam, u, h0, impl="parallel")
+    _rel_close(h, reference_scan(lam, u, h0))
+    assert module._PARALLEL_BROKEN == {"cpu"}
 
 
 def test_cpu_default_is_the_loop():

@@ -1,0 +1,379 @@
+"""Benchmark of the linear-scan core, the LRU and S4D (forward + backward, medians and ratios).
+
+Run from the repository root:
+
+    python benchmarks/scan.py                    # CPU, complex64, batch 16, d 256, L 1024 4096
+    python benchmarks/scan.py --device cuda      # adds GB/s against the 40 B/element floor
+    python benchmarks/scan.py --quick            # a smoke run (small sizes, 2 repeats)
+
+Every timing is a median over ``--repeats`` runs, the methods of one table being run
+round-robin in one process so that load changes on a shared machine hit all of them alike.
+Memory: on CUDA the peak allocated; on CPU (Linux) the peak resident-set growth of one
+forward + backward, each method in a fresh process, over its inputs; elsewhere (or with
+``--no-rss``) the bytes autograd saves for backward (unique storages).
+
+The LRU column compares with the PyPI package ``lru-pytorch`` (module ``LRU_pytorch``) when it
+is importable; install it in a separate environment for the benchmark only. Without it that
+column is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
+from recurrent_params.scan import scan_implementation  # noqa: E402
+
+BYTES_FLOOR = 40  # bytes per (batch, time, state) element, forward + backward (complex64)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def round_robin(fns: dict, repeats: int, device: torch.device, budget_s: float = 1e9) -> dict:
+    """Median milliseconds per callable; one warm-up, then ``repeats`` rounds in turn.
+
+    A callable whose single run exceeds ``budget_s`` is run only once more.
+    """
+    times: dict = {k: [] for k in fns}
+    slow = set()
+    for name, fn in fns.items():  # warm-up (and compile)
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        if time.perf_counter() - start > budget_s:
+            slow.add(name)
+    for r in range(repeats):
+        for name, fn in fns.items():
+            if name in slow and r > 0:
+                continue
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of the unique storages autograd saves for backward while ``fn()`` runs."""
+    seen: dict = {}
+
+    def pack(t):
+        try:
+            key = t.untyped_storage().data_ptr()
+            seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
+        except (RuntimeError, NotImplementedError):
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values())
+
+
+def peak_memory(fn, device: torch.device, section: str, name: str, L: int, args):
+    """(label, MiB): CUDA peak allocated; on CPU the peak RSS growth of one forward +
+    backward in a fresh process (Linux), else the bytes autograd saves for backward."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return "peak", (torch.cuda.max_memory_allocated() - base) / 2**20
+    if Path("/proc/self/clear_refs").exists() and not args.no_rss:
+        mib = rss_peak(section, name, L, args)
+        if mib is not None:
+            return "peak RSS +", mib
+    return "saved", saved_bytes(lambda: fn(backward=False)) / 2**20
+
+
+def _available_bytes() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return 1024.0 * int(line.split()[1])
+    except OSError:
+        pass
+    return float("inf")
+
+
+def python_loop(lam, u):
+    """The baseline: autograd through a Python loop over ``unbind(1)``."""
+    h = torch.zeros_like(u[:, 0])
+    out = []
+    for u_t in u.unbind(1):
+        h = lam * h + u_t
+        out.append(h)
+    return torch.stack(out, 1)
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = " | ".join(f"{{:>{w}}}" for w in widths)
+    print(fmt.format(*header))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(fmt.format(*r))
+
+
+def scan_methods(args, device, L: int) -> dict:
+    """The scan contestants at length ``L``: name -> ``run(backward=True)``."""
+    B, d = args.batch, args.d
+    lam = torch.polar(torch.rand(d) * 0.999, torch.rand(d) * 6.28).to(device)
+    lam.requires_grad_()
+    u = torch.randn(B, L, d, dtype=torch.complex64, device=device, requires_grad=True)
+    g = torch.randn_like(u)
+
+    def make(fn):
+        def run(backward=True):
+            h = fn(lam, u)
+            if backward:
+                torch.autograd.backward(h, g)
+                lam.grad = u.grad = None
+            return h
+
+        return run
+
+    methods = {
+        "python loop (autograd)": make(python_loop),
+        f"linear_scan (auto: {scan_implementation(device)})": make(linear_scan),
+    }
+    if device.type == "cpu" or args.all_impls:
+        methods["linear_scan impl=chunked"] = make(lambda a, b: linear_scan(a, b, impl="chunked"))
+    return methods
+
+
+def bench_scan(args, device) -> None:
+    B, d = args.batch, args.d
+    rows = []
+    for L in args.lengths:
+        methods = scan_methods(args, device, L)
+        times = round_robin(methods, args.repeats, device)
+        base = times["python loop (autograd)"]
+        for name, ms in times.items():
+            label, mib = peak_memory(methods[name], device, "scan", name, L, args)
+            gbps = BYTES_FLOOR * B * L * d / (ms * 1e-3) / 1e9
+            row = [L, name, f"{ms:.1f}", f"{base / ms:.2f}x", f"{label} {mib:.0f} MiB"]
+            if device.type == "cuda":
+                row += [f"{gbps:.0f}", f"{gbps / args.peak_gbps:.0%}"]
+            rows.append(row)
+    header = ["L", "method", "median ms", "speed-up vs loop", "memory"]
+    if device.type == "cuda":
+        header += ["GB/s (40 B/elt)", f"of {args.peak_gbps:.0f} GB/s"]
+    _table(f"linear scan, complex64, batch {B}, d {d}, forward + backward", header, rows)
+
+
+def _peer_class():
+    try:
+        from LRU_pytorch import LRU as PeerLRU
+    except ImportError:
+        return None
+    return PeerLRU
+
+
+def lru_methods(args, device, L: int, with_peer: bool = True) -> dict:
+    """Our LRU and (if importable and asked for) lru-pytorch's: name -> ``run()``."""
+    B, d = args.batch, args.d
+    x = torch.randn(B, L, d, device=device)
+    ours = LRU(d, d).to(device)
+
+    def run_ours(backward=True):
+        y = ours(x)[0]
+        if backward:
+            y.square().mean().backward()
+        return y
+
+    methods = {"recurrent_params.LRU": run_ours}
+    PeerLRU = _peer_class()
+    if with_peer and PeerLRU is not None:
+        peer = PeerLRU(d, d, d).to(device)
+
+        def run_peer(backward=True):
+            y = peer(x)
+            if backward:
+                y.square().mean().backward()
+            return y
+
+        methods["lru-pytorch"] = run_peer
+    return methods
+
+
+def bench_lru(args, device) -> None:
+    PeerLRU = _peer_class()
+    if PeerLRU is None:
+        print("\nlru-pytorch is not installed: the peer column is skipped")
+    B, d = args.batch, args.d
+    rows, skipped = [], []
+    lengths = sorted(set(args.lengths) | set(args.peer_lengths if PeerLRU is not None else []))
+    for L in lengths:
+        # the peer multiplies gamma into B at every step: its graph keeps a (d, d) complex
+        # matrix per (batch, time) step
+        need = 8 * B * L * d * d
+        fits = L <= args.peer_max_length and need <= 0.8 * _available_bytes()
+        if PeerLRU is not None and not fits:
+            skipped.append(f"L={L} (its graph needs ~{need / 2**30:.0f} GiB)")
+        methods = lru_methods(args, device, L, with_peer=fits)
+        try:
+            times = round_robin(methods, args.repeats, device, budget_s=5.0)
+        except Exception as err:  # the peer is known to break off the CPU
+            if "lru-pytorch" not in methods:
+                raise
+            skipped.append(f"L={L} (it failed: {type(err).__name__}: {err})")
+            methods.pop("lru-pytorch")
+            times = round_robin(methods, args.repeats, device, budget_s=5.0)
+        ms_ours = times["recurrent_params.LRU"]
+        for name, ms in times.items():
+            label, mib = peak_memory(methods[name], device, "lru", name, L, args)
+            rows.append([L, name, f"{ms:.1f}", f"{ms / ms_ours:.1f}x", f"{label} {mib:.0f} MiB"])
+    _table(
+        f"LRU layer (d_model {d}, d_state {d}), batch {B}, forward + backward",
+        ["L", "method", "median ms", "time / ours", "memory"],
+        rows,
+    )
+    if skipped:
+        print("lru-pytorch skipped at " + ", ".join(skipped))
+
+
+def s4d_methods(args, device, L: int) -> dict:
+    """S4D in FFT and scan mode at length ``L``: name -> ``run(backward=True)``."""
+    H, N = args.s4d_channels, args.d // args.s4d_channels
+    x = torch.randn(args.batch, L, H, device=device)
+    cell = S4D(H, N).to(device)
+
+    def run(mode):
+        def go(backward=True):
+            cell.mode = mode
+            y, _ = cell(x)
+            if backward:
+                y.square().mean().backward()
+            return y
+
+        return go
+
+    return {"fft": run("fft"), "scan": run("scan")}
+
+
+def bench_s4d(args, device) -> None:
+    H, N = args.s4d_channels, args.d // args.s4d_channels
+    rows = []
+    for L in args.lengths:
+        methods = s4d_methods(args, device, L)
+        times = round_robin(methods, args.repeats, device)
+        for name, ms in times.items():
+            label, mib = peak_memory(methods[name], device, "s4d", name, L, args)
+            speed = f"{times['scan'] / ms:.2f}x"
+            rows.append([L, name, f"{ms:.1f}", speed, f"{label} {mib:.0f} MiB"])
+    _table(
+        f"S4D (d_model {H}, {N} complex modes each = {H * N} states), batch {args.batch}, "
+        "fwd + bwd",
+        ["L", "mode", "median ms", "speed-up vs scan", "memory"],
+        rows,
+    )
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return 1024 * int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def rss_worker(args) -> None:
+    """Child process: one forward + backward of one method; prints its peak RSS growth.
+
+    The kernel's high-water mark (VmHWM) is reset through ``/proc/self/clear_refs`` just
+    before the run, so the peak belongs to the run and not to ``import torch``. The first
+    run is measured (no warm-up): freed small blocks stay resident in the C heap, so a
+    second run would hide the memory of methods that allocate many small tensors.
+    """
+    section, name, L = args.rss_worker
+    build = {"scan": scan_methods, "s4d": s4d_methods, "lru": lru_methods}[section]
+    fn = build(args, torch.device("cpu"), int(L))[name]
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    base = _status_bytes("VmRSS")
+    fn()
+    print(f"RSS_PEAK_BYTES={max(_status_bytes('VmHWM') - base, 0)}")
+
+
+def rss_peak(section: str, name: str, L: int, args) -> float | None:
+    """Peak RSS growth (MiB) of one forward + backward, measured in a fresh process."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-worker", section, name, str(L)]
+    cmd += ["--batch", str(args.batch), "--d", str(args.d), "--threads", str(args.threads)]
+    cmd += ["--s4d-channels", str(args.s4d_channels)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("RSS_PEAK_BYTES="):
+            return int(line.split("=")[1]) / 2**20
+    return None
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--d", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--s4d-channels", type=int, default=64)
+    p.add_argument("--peer-max-length", type=int, default=4096)
+    p.add_argument("--peer-lengths", type=int, nargs="*", default=[256], help="extra L, peer")
+    p.add_argument("--peak-gbps", type=float, default=3350.0, help="device memory bandwidth")
+    p.add_argument("--all-impls", action="store_true", help="also time the chunked scan on GPU")
+    p.add_argument("--only", choices=["scan", "lru", "s4d"], nargs="+")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-rss", action="store_true", help="CPU memory: bytes saved, not RSS")
+    p.add_argument("--rss-worker", nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.rss_worker:
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        rss_worker(args)
+        return
+    if args.quick:
+        args.lengths, args.repeats, args.batch, args.d = [256], 2, 4, 64
+        args.peer_lengths = []
+        args.s4d_channels = 16
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"torch {torch.__version__}, device {name}, threads {torch.get_num_threads()}, "
+        f"repeats {args.repeats}"
+    )
+    only = args.only or ["scan", "lru", "s4d"]
+    if "scan" in only:
+        bench_scan(args, device)
+    if "lru" in only:
+        bench_lru(args, device)
+    if "s4d" in only:
+        bench_s4d(args, device)
+
+
+if __name__ == "__main__":
+    main()
