@@ -356,3 +356,18 @@ def test_tracker_with_all_ones_does_not_recurse():
             opt.step()
     assert tracker.steps == [1, 2, 3] and len(tracker.records) == 3
     assert tracker.records[0].rates == {}
+
+
+def test_effective_lrs_on_device(device):
+    p = torch.nn.Parameter(torch.randn(4, device=device))
+    opt = torch.optim.Adam([p], lr=1e-2)
+    grads = [torch.randn(4, device=device) for _ in range(3)]
+    for g in grads:
+        opt.zero_grad()
+        p.grad = g.clone()
+        opt.step()
+    res = effective_learning_rates(opt, {"p": p})
+    expected = hand_adam([g.double().cpu() for g in grads], 1e-2, 1e-8).float()
+    torch.testing.assert_close(res.rates["p"].cpu(), expected, rtol=1e-5, atol=0)
+    ones = effective_learning_rates(opt, {"p": p}, definition="all_ones")
+    assert ones.rates["p"].device.type == device.type

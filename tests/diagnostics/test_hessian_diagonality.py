@@ -119,3 +119,17 @@ def test_participation_number_and_errors():
         hessian_diagonality(torch.nn.Linear(2, 2))
     assert isinstance(hessian_diagonality(*quadratic(a), k=1, progress=False),
                       DiagonalityReport)
+
+
+def test_report_on_device(device):
+    a = spd_with_spectrum(torch.linspace(0.5, 3.0, 12, dtype=DT)).to(device)
+    model, loss, (dummy, _) = quadratic(a)
+    model = model.to(device)
+    batch = (dummy.to(device), None)
+    exact = hessian_diagonality(model, loss, batch, k=2, progress=False)
+    free = hessian_diagonality(model, loss, batch, k=2, method="matrix-free", num_probes=100,
+                               block_probes=0, progress=False)
+    ref = float(a.diagonal().norm() / a.norm())
+    assert exact.diagonal_mass == pytest.approx(ref)
+    assert abs(free.diagonal_mass - ref) < 4 * free.diagonal_mass_stderr
+    assert free.top_eigenvalues == pytest.approx([3.0, 3.0 - 2.5 / 11], rel=1e-6)

@@ -261,3 +261,20 @@ def test_dense_cache_and_in_place_symmetrisation():
     again.zero_()  # the caller owns the result; the cache is untouched
     torch.testing.assert_close(op.dense(), sym, rtol=0, atol=0)
     assert op.num_hvps == before
+
+
+def test_hutchinson_restricted_to_one_block(complex_rnn_problem):
+    model, x, y = complex_rnn_problem
+    op = HessianOperator(model, mse, (x, y), progress=False)
+    h = op.dense()
+    s, e = op.offsets["lam"]
+    est = op.hutchinson(200, seed=2, block="lam")
+    assert bool((est.diag[:s] == 0).all()) and bool((est.diag[e:] == 0).all())
+    z = (est.diag[s:e] - h.diagonal()[s:e]).abs() / est.diag_stderr[s:e]
+    assert float(z.max()) < 4.5
+    column_block = float((h[:, s:e] ** 2).sum())  # ||H[:, b]||_F^2
+    assert abs(est.frobenius_sq - column_block) < 4 * est.frobenius_sq_stderr
+    with pytest.raises(ValueError, match="unknown block"):
+        op.hutchinson(10, block="nope")
+    with pytest.raises(ValueError, match=">= 3"):
+        op.hutchinson(2)
