@@ -35,8 +35,9 @@ class EffectiveLRs:
         phase: ``name -> "adaptive"`` (normal Adam-type step), ``"momentum"`` (a rectified
             optimiser still in its warm-up: the step is plain momentum ``-eta * m`` with a
             scalar ``eta``, not divided by any second moment), ``"frozen"`` (rectified warm-up
-            without SGD fallback: no update at all, ``eta = 0``) or ``"not_started"`` (no
-            step taken yet: rates are NaN).
+            without SGD fallback: no update at all, ``eta = 0``), ``"not_started"`` (no
+            step taken yet: preconditioner rates are NaN) or ``"unknown"`` (an optimiser this
+            module cannot read, with ``definition="all_ones"``).
         step: the largest optimiser step count over the parameters.
         notes: caveats (e.g. factors of the update that are not part of ``eta``).
     """
@@ -199,7 +200,8 @@ def _registry() -> list[tuple[type, Rule, str]]:
             import torch_optimizer as topt
         rules += [
             (topt.AdaBelief, _adabelief_torch_optimizer, ""),
-            (topt.RAdam, _radam_torch_optimizer, ""),
+            (topt.RAdam, _radam_torch_optimizer, "torch-optimizer's RAdam keeps float32 moments "
+             "(and rounds float64 weights through float32): eta is float32"),
             (topt.Yogi, _adam, ""),
             (topt.AdamP, _adam, "AdamP projects the update of matrices; eta ignores it"),
             (topt.DiffGrad, _diffgrad, "DiffGrad multiplies m by a friction coefficient in "

@@ -168,6 +168,9 @@ def hessian_diagonality(
         (1.0, [9.0], [1.0])
     """
     if isinstance(model, HessianOperator):
+        if operator_kwargs:
+            raise ValueError(f"operator options {sorted(operator_kwargs)} apply only when a "
+                             "model is given, not a HessianOperator")
         op = model
     else:
         if loss_fn is None or batch is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,18 @@ def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
     return torch.complex(pairs[..., 0], pairs[..., 1])
 
 
+def _symmetrize_(h: torch.Tensor, block: int) -> None:
+    """``h <- (h + h^T) / 2`` in place, one pair of blocks at a time."""
+    n = h.shape[0]
+    for i in range(0, n, block):
+        bi = slice(i, min(n, i + block))
+        for j in range(i, n, block):
+            bj = slice(j, min(n, j + block))
+            avg = 0.5 * (h[bi, bj] + h[bj, bi].T)
+            h[bi, bj] = avg
+            h[bj, bi] = avg.T
+
+
 def _progress(iterable, enabled: bool, desc: str, total: int):
     if not enabled:
         return iterable
@@ -141,13 +154,18 @@ class HessianOperator:
     (whose originals are the parameters, e.g. ``parametrizations.lam.original0``) and the
     module's train/eval mode are used as they are: nothing is switched to ``eval()`` and no
     ``.grad`` is written. Dropout or other randomness in train mode makes the Hessian random:
-    call ``model.eval()`` yourself if that is what you want.
+    call ``model.eval()`` yourself if that is what you want. The point $\theta$ is the
+    parameters' value at construction: build a new operator after changing them.
 
-    Hessian-vector products are computed by forward-over-reverse differentiation
-    (``jvp`` of ``grad``), vectorised over blocks of vectors with :func:`torch.func.vmap`
-    and split into chunks of ``chunk_size`` vectors to bound memory. Models whose operations
-    do not support forward-mode AD or vmap fall back, with a warning, to reverse-over-reverse
-    and finally to a plain ``torch.autograd`` double backward, one vector at a time.
+    Hessian-vector products are computed with :mod:`torch.func`, by forward-over-reverse
+    (``jvp`` of ``grad``) or reverse-over-reverse (``vjp`` of ``grad``) differentiation,
+    vectorised over blocks of vectors with :func:`torch.func.vmap` and split into chunks of
+    ``chunk_size`` vectors to bound memory. Reverse-over-reverse builds the graph of the
+    gradient once and keeps it (memory: the activations of one backward pass, as a retained
+    double-backward graph), so each product is one backward pass through it. With
+    ``backend="auto"`` the first block is computed each way and the fastest is kept. Models
+    that no ``torch.func`` transform can handle (e.g. an old-style ``autograd.Function``) fall
+    back, with a warning, to a plain ``torch.autograd`` double backward, one vector at a time.
 
     Args:
         model: any ``nn.Module``.
@@ -255,6 +273,8 @@ class HessianOperator:
         )  # (P,)
         self._backend = _Backend(backend)
         self._resolved = False
+        self._dense: torch.Tensor | None = None
+        self._vjp_fn = None  # cached reverse-mode linearisation of the gradient
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -298,7 +318,8 @@ class HessianOperator:
     def __repr__(self) -> str:
         return (
             f"HessianOperator(num_params={self.num_params}, blocks={len(self.blocks)}, "
-            f"dtype={self.dtype}, device={self.device}, backend={self.backend!r})"
+            f"dtype={self.dtype}, device={self.device}, backend={self.backend!r}"
+            + ("" if self._backend.vmap or not self._resolved else ", looped") + ")"
         )
 
     # ------------------------------------------------------------------ loss and products
@@ -332,10 +353,13 @@ class HessianOperator:
 
             return hvp
         if name == "reverse-over-reverse":
-            grad_fn = torch.func.grad(self._loss_of)
+            # the graph of the gradient is built once and kept: each product is then one
+            # backward pass through it (no new forward), like a retained double-backward graph
+            if self._vjp_fn is None:
+                _, self._vjp_fn = torch.func.vjp(torch.func.grad(self._loss_of), theta)
+            vjp_fn = self._vjp_fn
 
             def hvp(v):
-                _, vjp_fn = torch.func.vjp(grad_fn, theta)
                 return vjp_fn(v)[0]
 
             return hvp
@@ -351,40 +375,62 @@ class HessianOperator:
 
     def _apply_backend(self, vs: torch.Tensor, backend: _Backend) -> torch.Tensor:
         hvp = self._hvp_single(backend.name)
-        if backend.vmap and backend.name != "autograd":
+        if backend.vmap and backend.name != "autograd" and vs.shape[0] > 1:
             return torch.func.vmap(hvp)(vs)
-        return torch.stack([hvp(v) for v in vs])
+        return torch.stack([hvp(v) for v in vs])  # one vector: vmap only adds overhead
 
     def _resolve_backend(self, vs: torch.Tensor) -> torch.Tensor:
-        """First product: try the fast paths in order, remember the first that works."""
-        if self._backend.name != "auto":
-            candidates = [_Backend(self._backend.name, True), _Backend(self._backend.name, False)]
-        else:
-            candidates = [
-                _Backend("forward-over-reverse", True),
-                _Backend("reverse-over-reverse", True),
-                _Backend("forward-over-reverse", False),
-                _Backend("reverse-over-reverse", False),
-                _Backend("autograd", False),
-            ]
-        errors = []
-        for cand in candidates:
+        """First product: pick the backend.
+
+        ``"auto"`` times forward-over-reverse (vmapped) and reverse-over-reverse (vmapped and
+        looped over the cached gradient graph) on this first block and keeps the fastest
+        (their results agree to round-off); if none works, it falls back, with a warning, to
+        plain autograd.
+        """
+        errors: list[str] = []
+
+        def attempt(cand: _Backend):
             try:
+                start = time.perf_counter()
                 out = self._apply_backend(vs, cand)
+                return time.perf_counter() - start, out
             except (RuntimeError, NotImplementedError, TypeError) as exc:
                 errors.append(f"{cand.name} (vmap={cand.vmap}): {exc}".splitlines()[0])
-                continue
-            if errors:
-                warnings.warn(
-                    "HessianOperator fell back to the slower HVP backend "
-                    f"{cand.name!r} (vmap={cand.vmap}) because: " + "; ".join(errors),
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            cand.fallback_reason = errors
-            self._backend = cand
-            self._resolved = True
+                return None
+
+        if self._backend.name == "auto":
+            # the cached reverse-mode graph is often fastest looped, not vmapped: time both
+            fast = [_Backend("forward-over-reverse"), _Backend("reverse-over-reverse"),
+                    _Backend("reverse-over-reverse", False)]
+            if vs.shape[0] == 1:  # a single vector is never vmapped
+                fast = fast[:2]
+            slow = [_Backend("forward-over-reverse", False), _Backend("autograd", False)]
+        else:
+            fast = [_Backend(self._backend.name, self._backend.name != "autograd")]
+            slow = [_Backend(self._backend.name, False)] if fast[0].vmap else []
+        timed = [(r[0], i, c, r[1]) for i, c in enumerate(fast) if (r := attempt(c))]
+        if len(timed) > 1 and timed[0][0] > min(t[0] for t in timed[1:]):
+            # the first candidate also paid the warm-up: time it once more before deciding
+            again = attempt(timed[0][2])
+            if again is not None:
+                timed[0] = (again[0], *timed[0][1:])
+        if timed:
+            _, _, cand, out = min(timed, key=lambda item: item[:2])
+            self._backend, self._resolved = cand, True
             return out
+        for cand in slow:
+            result = attempt(cand)
+            if result is None:
+                continue
+            warnings.warn(
+                "HessianOperator fell back to the slower HVP backend "
+                f"{cand.name!r} (one vector at a time) because: " + "; ".join(errors),
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            cand.fallback_reason = list(errors)
+            self._backend, self._resolved = cand, True
+            return result[1]
         raise RuntimeError("no Hessian-vector product backend works: " + "; ".join(errors))
 
     def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
@@ -440,24 +486,41 @@ class HessianOperator:
             raise TypeError("vectors must be real (complex parameters enter as real views)")
 
     # ------------------------------------------------------------------ dense and spectra
-    def dense(self, *, symmetrize: bool = True, progress: bool | None = None) -> torch.Tensor:
-        """The exact Hessian ``(P, P)``, column block by column block (``P`` HVPs).
+    def dense(
+        self, *, symmetrize: bool = True, cache: bool = False, progress: bool | None = None
+    ) -> torch.Tensor:
+        """The exact Hessian ``(P, P)``, filled by blocks of ``chunk_size`` rows (``P`` HVPs).
+
+        Peak memory is one ``(P, P)`` matrix plus one block (two matrices with ``cache``).
 
         Args:
-            symmetrize: return $(H + H^\\top)/2$, removing round-off asymmetry.
+            symmetrize: return $(H + H^\\top)/2$ (computed in place, block by block),
+                removing round-off asymmetry.
+            cache: keep a copy on the operator (the point $\\theta$ is fixed), so later calls,
+                e.g. by :func:`~diagnostics.hessian_diagonality`, cost no HVPs.
             progress: override the operator's ``progress`` setting.
         """
+        if self._dense is not None:
+            h = self._dense.clone()
+        else:
+            h = self._build_dense(progress)
+            if cache:
+                self._dense = h.clone()
+        if symmetrize:
+            _symmetrize_(h, max(self.chunk_size, 256))
+        return h
+
+    def _build_dense(self, progress: bool | None) -> torch.Tensor:
         n = self.num_params
         show = self.progress if progress is None else progress
-        rows = []
+        h = torch.empty(n, n, dtype=self.dtype, device=self.device)  # (P, P)
         starts = range(0, n, self.chunk_size)
         for s in _progress(starts, show and n > self.chunk_size, "Hessian", len(starts)):
             e = min(n, s + self.chunk_size)
             eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
             eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
-            rows.append(self.hvp(eye, progress=False))  # (chunk, P): rows of H (symmetric)
-        h = torch.cat(rows)
-        return 0.5 * (h + h.T) if symmetrize else h
+            h[s:e] = self.hvp(eye, progress=False)  # rows of H (symmetric)
+        return h
 
     def eigsh(
         self,

@@ -209,7 +209,7 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
         a = student.A.detach().clone()
         a[:n, :] = 0
         a[:, :n] = 0
-        a[:n, :n] = teacher.A
+        a[:n, :n] = teacher.A.to(a)
         b = torch.zeros(ns, 1, dtype=teacher.dtype)
         b[:n] = teacher.B.cpu()
         c = torch.zeros(1, ns, dtype=teacher.dtype)

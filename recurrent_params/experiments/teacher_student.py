@@ -76,7 +76,7 @@ def _lru(n: int) -> nn.Module:
 FULL = dict(nu0=[0.36, 0.68, 0.84, 0.92, 0.96, 0.98, 0.99], students=list(STUDENTS),
             lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=2000, length=300, batch_size=128, seeds=1)
 QUICK = dict(nu0=[0.68, 0.99], students=["dense", "diag-exp-gamma", "lru"], lrs=[3e-3, 1e-2],
-             steps=150, length=100, batch_size=64, seeds=1)
+             steps=400, length=100, batch_size=64, seeds=1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

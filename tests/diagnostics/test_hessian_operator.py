@@ -210,3 +210,71 @@ def test_runs_on_device(device):
     if device.type == "cpu":
         with pytest.raises(ValueError, match="device"):
             HessianOperator(model, mse, (x.to("meta"), y))
+
+
+class _OldStyleSquare(torch.autograd.Function):
+    """An autograd.Function without setup_context: torch.func refuses it, autograd does not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+class _OldStyleModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=DT))
+
+    def forward(self, x):
+        return (x * _OldStyleSquare.apply(self.w)).sum(-1)
+
+
+def test_auto_backend_falls_back_with_a_warning():
+    x = torch.tensor([[1.0, 2.0], [3.0, 1.0]], dtype=DT)
+    model = _OldStyleModel()
+    op = HessianOperator(model, mse, (x, torch.zeros(2, dtype=DT)), progress=False)
+    with pytest.warns(RuntimeWarning, match="fell back"):
+        h = op.dense()
+    assert op.backend == "autograd"
+    theta = op.flat_parameters()
+    ref = hessian(lambda w: mse((x * w * w).sum(-1), torch.zeros(2, dtype=DT)))(theta)
+    torch.testing.assert_close(h, ref)
+
+
+def test_dense_cache_and_in_place_symmetrisation():
+    model, x, y = _mlp_problem()
+    op = HessianOperator(model, mse, (x, y), chunk_size=5, progress=False)
+    raw = op.dense(symmetrize=False)
+    sym = op.dense()
+    assert op.num_hvps == 2 * op.num_params  # no cache by default
+    torch.testing.assert_close(sym, 0.5 * (raw + raw.T), rtol=0, atol=0)
+    torch.testing.assert_close(sym, sym.T, rtol=0, atol=0)
+    op.dense(cache=True)
+    before = op.num_hvps
+    again = op.dense()
+    again.zero_()  # the caller owns the result; the cache is untouched
+    torch.testing.assert_close(op.dense(), sym, rtol=0, atol=0)
+    assert op.num_hvps == before
+
+
+def test_hutchinson_restricted_to_one_block(complex_rnn_problem):
+    model, x, y = complex_rnn_problem
+    op = HessianOperator(model, mse, (x, y), progress=False)
+    h = op.dense()
+    s, e = op.offsets["lam"]
+    est = op.hutchinson(200, seed=2, block="lam")
+    assert bool((est.diag[:s] == 0).all()) and bool((est.diag[e:] == 0).all())
+    z = (est.diag[s:e] - h.diagonal()[s:e]).abs() / est.diag_stderr[s:e]
+    assert float(z.max()) < 4.5
+    column_block = float((h[:, s:e] ** 2).sum())  # ||H[:, b]||_F^2
+    assert abs(est.frobenius_sq - column_block) < 4 * est.frobenius_sq_stderr
+    with pytest.raises(ValueError, match="unknown block"):
+        op.hutchinson(10, block="nope")
+    with pytest.raises(ValueError, match=">= 3"):
+        op.hutchinson(2)
