@@ -132,7 +132,8 @@ def run(args) -> dict:
     print(f"\n{'step':>6}" + "".join(f"{n:>12}" for n in curves))
     for i in marks:
         print(f"{i:>6}" + "".join(f"{curves[n][i]:>12.4f}" for n in curves))
-    if args.plot is not None:
+    plot_path = args.plot or (args.out / "lsc.png" if args.out is not None else None)
+    if plot_path is not None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -147,8 +148,9 @@ def run(args) -> dict:
         ax.set_title(f"{args.cell.upper()} x{sizes['layers']}: delayed copy")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        print(f"figure written to {args.plot}")
+        fig.savefig(plot_path, dpi=120)
+        plt.close(fig)
+        print(f"figure written to {plot_path}")
     return {
         "sizes": sizes, "cell": args.cell,
         "radii": {"default": before,
@@ -157,3 +159,15 @@ def run(args) -> dict:
         "final_loss": {n: c[-1] for n, c in curves.items()},
         "loss_curves": curves,
     }
+
+
+def summarize(result: dict) -> str:
+    """One sentence for the demo's summary."""
+    radii = result["radii"]
+    parts = []
+    for name in ("default", "lsc-1.0", "lsc-0.5"):
+        values = list(radii[name].values())
+        parts.append(f"{name} radii {min(values):.2f}-{max(values):.2f}")
+    losses = ", ".join(f"{k} {v:.3g}" for k, v in result["final_loss"].items())
+    return (f"{result['cell'].upper()} x{result['sizes']['layers']}: " + "; ".join(parts)
+            + f" (converged: {result['converged']}); loss after training: {losses}.")
