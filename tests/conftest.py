@@ -7,7 +7,7 @@ import torch
 def pytest_configure(config):
     # The suite is thousands of tiny ops: one intra-op thread is faster and avoids OpenMP
     # oversubscription (measured: a (2048, 1) @ (1, 4) matmul takes 7 ms with 2 threads on a
-    # busy 2-core machine, 9 us with 1).
+    # busy 2-core machine, 9 us with 1; MKL's FFT pays ~14 ms per call to start its pool).
     torch.set_num_threads(1)
 
 

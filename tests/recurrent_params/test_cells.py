@@ -14,15 +14,6 @@ D_IN, N, D_OUT = 3, 5, 2
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # MKL's FFT pays ~14 ms per call to start its thread pool on this 2-core sandbox; one
-    # thread makes the FFT tests fast (a property of the machine, not of the code).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _dense_ref(cell, x, h):
     ys = []
     for x_t in x:  # x: (L, d_in), h: (N,)

@@ -9,15 +9,6 @@ from torch.nn.utils import parametrize
 from recurrent_params import S4D, ExpMag, assign_
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # MKL's FFT pays ~14 ms per call to start its thread pool on this 2-core sandbox; one
-    # thread makes the FFT tests fast (a property of the machine, not of the code).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _cell(**kw):
     return S4D(3, 6, **kw).double()
 
