@@ -72,8 +72,15 @@ class RecurrentCell(ComplexSafeModule):
         ref = self._reference()
         return torch.zeros(batch_size, self.d_state, dtype=self.state_dtype, device=ref.device)
 
+    @property
+    def _name(self) -> str:
+        # parametrize swaps in a subclass named "Parametrized<Cell>"; errors name the cell.
+        cls = type(self)
+        return cls.__bases__[0].__name__ if cls.__name__.startswith("Parametrized") else \
+            cls.__name__
+
     def _check_input(self, x: torch.Tensor, sequence: bool) -> None:
-        name = type(self).__name__
+        name = self._name
         expected = "(batch, length, d_input)" if sequence else "(batch, d_input)"
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a tensor {expected}, got {type(x).__name__}")
@@ -92,7 +99,7 @@ class RecurrentCell(ComplexSafeModule):
     def _check_state(self, state: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         if state is None:
             return None
-        name = type(self).__name__
+        name = self._name
         if not isinstance(state, torch.Tensor) or state.shape != (batch, self.d_state):
             got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
             raise ValueError(
@@ -121,7 +128,7 @@ class RecurrentCell(ComplexSafeModule):
         self._check_input(x, sequence=True)
         state = self._check_state(state, x.shape[0])
         if x.shape[1] == 0:
-            raise ValueError(f"{type(self).__name__}: expected a sequence of length >= 1, got 0")
+            raise ValueError(f"{self._name}: expected a sequence of length >= 1, got 0")
         return self._sequence(x, state)
 
     def step(

@@ -273,3 +273,12 @@ def test_lru_paper_parametrization_and_removal():
     torch.testing.assert_close(cell.lam.detach(), lam)
     plain = LRU(2, 4, parametrization=None)
     assert isinstance(plain.lam, torch.nn.Parameter) and plain.lam.is_complex()
+
+
+def test_errors_name_the_cell_not_the_parametrized_subclass():
+    from recurrent_params import DiagonalRNN
+
+    cell = DiagonalRNN(2, 4, 3)  # B and C are parametrized, so its class is swapped by torch
+    assert type(cell).__name__ == "ParametrizedDiagonalRNN"
+    with pytest.raises(ValueError, match=r"^DiagonalRNN: expected input of shape"):
+        cell(torch.randn(2, 5, 3))
