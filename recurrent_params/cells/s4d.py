@@ -251,14 +251,20 @@ def _blocks(length: int) -> tuple[int, int]:
     return T, -(-length // T)
 
 
-def _power_sum(W: torch.Tensor, lam: torch.Tensor, length: int) -> torch.Tensor:
-    """$S_{..., h, l} = \\sum_n W_{..., h, n} \\lambda_{h, n}^l$ for $l < L$, blockwise powers."""
+def _block_powers(lam: torch.Tensor, length: int):
+    r"""Powers $\lambda^k$ ($k < T$) and $\lambda^{cT}$ ($c < n_C$), with $T n_C \ge L$."""
     T, nC = _blocks(length)
     logl = torch.log(lam)  # (H, N)
     k = torch.arange(T, device=lam.device, dtype=lam.real.dtype)
     c = torch.arange(nC, device=lam.device, dtype=lam.real.dtype) * T
     VT = torch.exp(logl.unsqueeze(-1) * k)  # (H, N, T)
     VC = torch.exp(logl.unsqueeze(-1) * c)  # (H, N, nC)
+    return T, nC, VT, VC
+
+
+def _power_sum(W: torch.Tensor, lam: torch.Tensor, length: int) -> torch.Tensor:
+    """$S_{..., h, l} = \\sum_n W_{..., h, n} \\lambda_{h, n}^l$ for $l < L$, blockwise powers."""
+    T, nC, VT, VC = _block_powers(lam, length)
     S = torch.einsum("...hnc,hnk->...hck", W.unsqueeze(-1) * VC, VT)  # (..., H, nC, T)
     return S.reshape(*S.shape[:-2], nC * T)[..., :length]
 
@@ -266,12 +272,7 @@ def _power_sum(W: torch.Tensor, lam: torch.Tensor, length: int) -> torch.Tensor:
 def _power_sum_input(lam: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:
     """$\\sum_r \\lambda_{h,n}^r\\, xr_{b,h,r}$ for ``xr (B, H, L)``: ``(B, H, N)``, blockwise."""
     L = xr.shape[-1]
-    T, nC = _blocks(L)
-    logl = torch.log(lam)  # (H, N)
-    k = torch.arange(T, device=lam.device, dtype=lam.real.dtype)
-    c = torch.arange(nC, device=lam.device, dtype=lam.real.dtype) * T
-    VT = torch.exp(logl.unsqueeze(-1) * k)  # (H, N, T)
-    VC = torch.exp(logl.unsqueeze(-1) * c)  # (H, N, nC)
+    T, nC, VT, VC = _block_powers(lam, L)
     xp = torch.nn.functional.pad(xr, (0, nC * T - L)).reshape(*xr.shape[:-1], nC, T)
     inner = torch.einsum("hnk,bhck->bhnc", VT, xp)  # (B, H, N, nC)
     return (inner * VC).sum(-1)  # (B, H, N)
