@@ -90,20 +90,12 @@ def _eigenvalue_parameters(cell: nn.Module, eig_name: str) -> dict[str, tuple[st
     """Readable name -> (parameter path, tangent direction) for the real parameters behind lam."""
     if parametrize.is_parametrized(cell, eig_name):
         plist = cell.parametrizations[eig_name]
-        names = [n for n, _ in plist.named_parameters(recurse=False)]
-        names = names or ["original"]
-        first = type(plist[0]).__name__
-        labels = {"original": "nu", "original0": "nu", "original1": "theta"}
-        if first == "OptimalTanh":
-            labels = {"original": "w", "original0": "w_nu", "original1": "w_theta"}
-        elif first == "ExpMag" and getattr(plist[0], "phase", "direct") == "exp":
-            labels["original1"] = "theta_log"
-        elif first == "ScaledAngle":
-            labels["original1"] = "w_theta"
-        elif first in ("Polar", "RealImag"):
-            labels = {"original": "lam", "original0": "magnitude" if first == "Polar" else "re",
-                      "original1": "theta" if first == "Polar" else "im"}
-        return {labels.get(n, n): (f"parametrizations.{eig_name}.{n}", 1.0) for n in names}
+        names = [n for n, _ in plist.named_parameters(recurse=False)] or ["original"]
+        # Each package parametrization names its own originals (nu, theta, w_theta, ...).
+        describe = getattr(plist[0], "original_names", None)
+        labels = describe(len(names)) if describe is not None else tuple(names)
+        return {label: (f"parametrizations.{eig_name}.{n}", 1.0)
+                for label, n in zip(labels, names)}
     lam = getattr(cell, eig_name)
     if lam.is_complex():
         return {"lam.re": (eig_name, 1.0), "lam.im": (eig_name, 1j)}

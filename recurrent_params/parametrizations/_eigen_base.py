@@ -42,6 +42,13 @@ class EigenParametrization(nn.Module):
     signed_real: bool = False
     #: ``|lam| = 0`` is reachable by a finite original.
     zero_ok: bool = False
+    #: readable names of the originals: (real ``lam``,) and (magnitude, angle) for complex.
+    real_name: str = "nu"
+    complex_names: tuple[str, str] = ("nu", "theta")
+
+    def original_names(self, count: int) -> tuple[str, ...]:
+        """Readable names of ``count`` originals (1: real ``lam``, 2: complex ``lam``)."""
+        return (self.real_name,) if count == 1 else self.complex_names
 
     # -- subclass hooks --------------------------------------------------------------------
     def _magnitude(self, m: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

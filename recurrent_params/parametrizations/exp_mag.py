@@ -68,6 +68,10 @@ class ExpMag(EigenParametrization):
             raise ValueError(f"ExpMag: phase must be 'direct' or 'exp', got {phase!r}")
         self.phase = phase
 
+    @property
+    def complex_names(self) -> tuple[str, str]:  # type: ignore[override]
+        return ("nu", "theta_log") if self.phase == "exp" else ("nu", "theta")
+
     def _magnitude(self, nu: torch.Tensor) -> torch.Tensor:
         return torch.exp(-torch.exp(nu).clamp_min(_rate_floor(nu.dtype)))
 

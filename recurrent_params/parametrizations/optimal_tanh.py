@@ -36,6 +36,8 @@ class OptimalTanh(EigenParametrization):
 
     signed_real = True
     zero_ok = True
+    real_name = "w"
+    complex_names = ("w_nu", "w_theta")
 
     def _magnitude(self, w: torch.Tensor) -> torch.Tensor:
         cap = _cap_below_one(w.dtype)

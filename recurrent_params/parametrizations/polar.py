@@ -32,6 +32,8 @@ class Polar(EigenParametrization):
 
     signed_real = True
     zero_ok = True
+    real_name = "lam"
+    complex_names = ("magnitude", "theta")
 
     def _magnitude(self, m: torch.Tensor) -> torch.Tensor:
         return m

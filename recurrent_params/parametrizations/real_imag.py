@@ -29,6 +29,10 @@ class RealImag(nn.Module):
         tensor([1.+2.j], grad_fn=<ComplexBackward0>)
     """
 
+    def original_names(self, count: int) -> tuple[str, ...]:
+        """Readable names of the two originals."""
+        return ("re", "im")
+
     def forward(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         """Combine the two real originals into one complex tensor."""
         if real.is_complex() or imag.is_complex():

@@ -35,6 +35,8 @@ class ScaledAngle(EigenParametrization):
         True
     """
 
+    complex_names = ("nu", "w_theta")
+
     def _magnitude(self, nu: torch.Tensor) -> torch.Tensor:
         return torch.exp(-torch.exp(nu).clamp_min(_rate_floor(nu.dtype)))
 

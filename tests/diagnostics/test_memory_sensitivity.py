@@ -12,7 +12,7 @@ from diagnostics import (
     second_moment,
     sensitivity,
 )
-from recurrent_params import ExpMag, input_gamma
+from recurrent_params import ExpMag, OptimalTanh, Polar, ScaledAngle, input_gamma
 
 # 8192 samples: relative standard error of a mean of squared Gaussians is sqrt(2/8192) = 1.6%.
 N = 8192
@@ -120,3 +120,16 @@ def test_closed_form_limits():
     assert float(sensitivity(lam) * 4 * 1e-12) == pytest.approx(1, rel=1e-3)
     with pytest.raises(ValueError, match="real lam"):
         second_moment(torch.tensor([0.5j]), rho=0.3)
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda: ExpMag(phase="exp"), {"nu", "theta_log"}),
+    (ScaledAngle, {"nu", "w_theta"}),
+    (OptimalTanh, {"w_nu", "w_theta"}),
+    (Polar, {"magnitude", "theta"}),
+])
+def test_sensitivities_are_keyed_by_the_parametrization_names(make, expected):
+    cell = ToyDiagonal(torch.tensor([0.5 + 0.2j], dtype=torch.complex128))
+    parametrize.register_parametrization(cell, "lam", make())
+    report = memory_sensitivity(cell, batch_size=16, length=10)
+    assert set(report.sensitivity) == expected
