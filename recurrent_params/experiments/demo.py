@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only these experiments")
 
 
-def _namespace_for(module, args: argparse.Namespace, name: str) -> argparse.Namespace:
+def _namespace_for(args: argparse.Namespace, name: str) -> argparse.Namespace:
     """The experiment's own defaults, with the demo's common options and --quick."""
     from recurrent_params.cli import build_parser
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
         module = importlib.import_module(f"recurrent_params.experiments.{PARTS[name]}")
         print(f"\n{'=' * 20} {name} {'=' * 20}")
         t0 = time.perf_counter()
-        result = module.run(_namespace_for(module, args, name))
+        result = module.run(_namespace_for(args, name))
         seconds = time.perf_counter() - t0
         if args.out is not None:
             (args.out / name / f"{name}.json").write_text(

@@ -25,52 +25,21 @@ HELP = (
     "learning rate of a grid. The gap between dense and diagonal students opens as nu0 -> 1."
 )
 
-#: student name -> (d_state, dtype) -> module. The diagonal ablations are complex DiagonalRNNs.
-STUDENTS: dict[str, Callable[[int], nn.Module]] = {}
-
-
-def _student(name: str):
-    def register(factory):
-        STUDENTS[name] = factory
-        return factory
-
-    return register
-
-
-@_student("dense")
-def _dense(n: int) -> nn.Module:
-    return DenseRNN(1, n, 1)
-
-
 def _diagonal(n: int, parametrization: nn.Module, normalization: str | None) -> nn.Module:
     cell = DiagonalRNN(1, n, 1, complex=True, normalization=normalization)
     parametrize.register_parametrization(cell, "lam", parametrization)
     return cell
 
 
-@_student("diag-polar")
-def _diag_polar(n: int) -> nn.Module:
-    return _diagonal(n, Polar(), None)
-
-
-@_student("diag-exp")
-def _diag_exp(n: int) -> nn.Module:
-    return _diagonal(n, ExpMag(), None)
-
-
-@_student("diag-polar-gamma")
-def _diag_polar_gamma(n: int) -> nn.Module:
-    return _diagonal(n, Polar(), "iid")
-
-
-@_student("diag-exp-gamma")
-def _diag_exp_gamma(n: int) -> nn.Module:
-    return _diagonal(n, ExpMag(), "iid")
-
-
-@_student("lru")
-def _lru(n: int) -> nn.Module:
-    return LRU(1, n)
+#: student name -> (d_state -> module). The diagonal ablations are complex DiagonalRNNs.
+STUDENTS: dict[str, Callable[[int], nn.Module]] = {
+    "dense": lambda n: DenseRNN(1, n, 1),
+    "diag-polar": lambda n: _diagonal(n, Polar(), None),
+    "diag-exp": lambda n: _diagonal(n, ExpMag(), None),
+    "diag-polar-gamma": lambda n: _diagonal(n, Polar(), "iid"),
+    "diag-exp-gamma": lambda n: _diagonal(n, ExpMag(), "iid"),
+    "lru": lambda n: LRU(1, n),
+}
 
 
 FULL = dict(nu0=[0.36, 0.68, 0.84, 0.92, 0.96, 0.98, 0.99], students=list(STUDENTS),
