@@ -50,9 +50,10 @@ def causal_conv(x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(Yf, n=n, dim=1)[:, :L]  # (B, L, d_out)
 
 
-def doubling_powers(
-    X: torch.Tensor, A: torch.Tensor, n: int, apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
+Apply = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def doubling_powers(X: torch.Tensor, A: torch.Tensor, n: int, apply: Apply) -> torch.Tensor:
     r"""The stack $[X, A X, A^2 X, \dots, A^{n-1} X]$ ``(n, *X.shape)`` by doubling.
 
     With the first $m$ terms known, ``apply(A^m, terms)`` gives the next $m$ and $A^m$ is
