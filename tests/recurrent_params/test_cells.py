@@ -211,10 +211,10 @@ def test_constructor_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dense", "diag-complex", "lru", "s4d-lin-fft"])
+@pytest.mark.parametrize("name", ["dense", "diag-complex", "lru", "lru-fft", "s4d-lin-fft"])
 def test_torch_compile(name):
     # the diagonal cells graph-break around linear_scan (torch.compiler.disable); S4D in FFT
-    # mode compiles into one graph
+    # mode compiles into one graph; the LRU in FFT mode compiles too
     cell = CELLS[name][0]()
     x = torch.randn(2, 6, D_IN)
     compiled = torch.compile(cell)
