@@ -2,7 +2,8 @@
 
 Run from the repository root:
 
-    python benchmarks/scan.py                    # CPU, complex64, batch 16, d 256, L 1024 4096
+    python benchmarks/scan.py                    # CPU, batch 16, d 256, L 1024 4096 (LRU, S4D);
+                                                 # scan also at 128 x 300 x 64, complex64 + float32
     python benchmarks/scan.py --device cuda      # adds GB/s against the 40 B/element floor
     python benchmarks/scan.py --quick            # a smoke run (small sizes, 2 repeats)
 
@@ -33,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
 from recurrent_params.scan import scan_implementation  # noqa: E402
-
-BYTES_FLOOR = 40  # bytes per (batch, time, state) element, forward + backward (complex64)
 
 
 def _sync(device: torch.device) -> None:
@@ -134,12 +133,33 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print(fmt.format(*r))
 
 
-def scan_methods(args, device, L: int) -> dict:
-    """The scan contestants at length ``L``: name -> ``run(backward=True)``."""
-    B, d = args.batch, args.d
-    lam = torch.polar(torch.rand(d) * 0.999, torch.rand(d) * 6.28).to(device)
+DTYPES = {"complex64": torch.complex64, "float32": torch.float32}
+TARGET_SHAPES = [(16, 4096, 256), (128, 300, 64)]  # issue 12: >= 4x and >= 5x vs the loop
+FLOOR = "memory floor (clone + add)"
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"16x4096x256"`` -> ``(16, 4096, 256)`` (batch, length, d)."""
+    B, L, d = (int(v) for v in text.lower().split("x"))
+    return B, L, d
+
+
+def scan_methods(args, device, shape, dtype_name: str = "complex64") -> dict:
+    """The scan contestants at ``shape = (B, L, d)``: name -> ``run(backward=True)``.
+
+    The last entry is not a scan: a clone of ``u`` (forward) and one add of two tensors into a
+    fresh one (backward) read and write the same bytes as the scan's forward + backward (read
+    ``u``, write ``h``; read the incoming gradient and ``h``, write the input gradient), into
+    the same number of freshly allocated outputs: the memory floor on this machine.
+    """
+    B, L, d = shape
+    dtype = DTYPES[dtype_name]
+    if dtype.is_complex:
+        lam = torch.polar(torch.rand(d) * 0.999, torch.rand(d) * 6.28).to(device)
+    else:
+        lam = ((torch.rand(d) * 0.999) * torch.where(torch.rand(d) < 0.3, -1.0, 1.0)).to(device)
     lam.requires_grad_()
-    u = torch.randn(B, L, d, dtype=torch.complex64, device=device, requires_grad=True)
+    u = torch.randn(B, L, d, dtype=dtype, device=device, requires_grad=True)
     g = torch.randn_like(u)
 
     def make(fn):
@@ -152,33 +172,54 @@ def scan_methods(args, device, L: int) -> dict:
 
         return run
 
+    def floor(backward=True):
+        h = u.detach().clone()
+        if backward:
+            torch.add(g, h)
+        return h
+
     methods = {
         "python loop (autograd)": make(python_loop),
         f"linear_scan (auto: {scan_implementation(device)})": make(linear_scan),
     }
+    if device.type == "cpu":
+        methods["linear_scan impl=loop"] = make(lambda a, b: linear_scan(a, b, impl="loop"))
     if device.type == "cpu" or args.all_impls:
         methods["linear_scan impl=chunked"] = make(lambda a, b: linear_scan(a, b, impl="chunked"))
+    methods[FLOOR] = floor
     return methods
 
 
+def scan_shapes(args) -> list[tuple[int, int, int]]:
+    if args.scan_shapes:
+        return [parse_shape(s) for s in args.scan_shapes]
+    shapes = [(args.batch, L, args.d) for L in args.lengths]
+    return shapes + [s for s in TARGET_SHAPES if not args.quick and s not in shapes]
+
+
 def bench_scan(args, device) -> None:
-    B, d = args.batch, args.d
-    rows = []
-    for L in args.lengths:
-        methods = scan_methods(args, device, L)
-        times = round_robin(methods, args.repeats, device)
-        base = times["python loop (autograd)"]
-        for name, ms in times.items():
-            label, mib = peak_memory(methods[name], device, "scan", name, L, args)
-            gbps = BYTES_FLOOR * B * L * d / (ms * 1e-3) / 1e9
-            row = [L, name, f"{ms:.1f}", f"{base / ms:.2f}x", f"{label} {mib:.0f} MiB"]
-            if device.type == "cuda":
-                row += [f"{gbps:.0f}", f"{gbps / args.peak_gbps:.0%}"]
-            rows.append(row)
-    header = ["L", "method", "median ms", "speed-up vs loop", "memory"]
-    if device.type == "cuda":
-        header += ["GB/s (40 B/elt)", f"of {args.peak_gbps:.0f} GB/s"]
-    _table(f"linear scan, complex64, batch {B}, d {d}, forward + backward", header, rows)
+    for dtype_name in args.dtypes:
+        elt = torch.empty((), dtype=DTYPES[dtype_name]).element_size()
+        rows = []
+        for shape in scan_shapes(args):
+            B, L, d = shape
+            methods = scan_methods(args, device, shape, dtype_name)
+            times = round_robin(methods, args.repeats, device)
+            base, floor = times["python loop (autograd)"], times[FLOOR]
+            for name, ms in times.items():
+                key = f"{B},{L},{d},{dtype_name}"
+                label, mib = peak_memory(methods[name], device, "scan", name, key, args)
+                gbps = 5 * elt * B * L * d / (ms * 1e-3) / 1e9
+                row = [f"{B}x{L}x{d}", name, f"{ms:.1f}", f"{base / ms:.2f}x",
+                       f"{ms / floor:.2f}", f"{gbps:.1f}", f"{label} {mib:.0f} MiB"]  # fmt: skip
+                if device.type == "cuda":
+                    row.append(f"{gbps / args.peak_gbps:.0%}")
+                rows.append(row)
+        header = ["B x L x d", "method", "median ms", "speed-up vs loop", "x floor",
+                  f"GB/s ({5 * elt} B/elt)", "memory"]  # fmt: skip
+        if device.type == "cuda":
+            header.append(f"of {args.peak_gbps:.0f} GB/s")
+        _table(f"linear scan, {dtype_name}, forward + backward", header, rows)
 
 
 def _peer_class():
@@ -305,9 +346,13 @@ def rss_worker(args) -> None:
     run is measured (no warm-up): freed small blocks stay resident in the C heap, so a
     second run would hide the memory of methods that allocate many small tensors.
     """
-    section, name, L = args.rss_worker
-    build = {"scan": scan_methods, "s4d": s4d_methods, "lru": lru_methods}[section]
-    fn = build(args, torch.device("cpu"), int(L))[name]
+    section, name, key = args.rss_worker
+    if section == "scan":
+        B, L, d, dtype_name = key.split(",")
+        fn = scan_methods(args, torch.device("cpu"), (int(B), int(L), int(d)), dtype_name)[name]
+    else:
+        build = {"s4d": s4d_methods, "lru": lru_methods}[section]
+        fn = build(args, torch.device("cpu"), int(key))[name]
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
@@ -316,7 +361,7 @@ def rss_worker(args) -> None:
     print(f"RSS_PEAK_BYTES={max(_status_bytes('VmHWM') - base, 0)}")
 
 
-def rss_peak(section: str, name: str, L: int, args) -> float | None:
+def rss_peak(section: str, name: str, L, args) -> float | None:
     """Peak RSS growth (MiB) of one forward + backward, measured in a fresh process."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-worker", section, name, str(L)]
     cmd += ["--batch", str(args.batch), "--d", str(args.d), "--threads", str(args.threads)]
@@ -336,6 +381,10 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--scan-shapes", nargs="+", metavar="BxLxd",
+                   help="scan sizes (default: --batch x --lengths x --d and the targets)")
+    p.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES),
+                   help="scan dtypes")
     p.add_argument("--d", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)

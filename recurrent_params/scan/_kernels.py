@@ -4,7 +4,8 @@ dtype. ``lam`` is ``(d,)`` or ``(B, L, d)``, ``u`` is ``(B, L, d)``, ``h0`` is `
 ``None``.
 
 * :func:`loop_scan`: one fused ``addcmul`` per time step into a preallocated output. Not
-  differentiable (used inside the custom autograd function only).
+  differentiable (used inside the custom autograd function only). The compiled C version of
+  the same scan, the CPU default, lives in ``_compiled.py``; this loop is its fallback.
 * :func:`chunked_scan`: two-level scan. The sequence is cut into chunks of ``T`` steps; all
   chunks are scanned at once from a zero state (``T`` sequential steps on ``(B, L/T, d)``
   tensors), the chunk-end states are chained (``L/T`` steps on ``(B, d)``), and the carried

@@ -7,34 +7,40 @@ import warnings
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from recurrent_params.scan import _kernels
+from recurrent_params.scan import _compiled, _kernels
 from recurrent_params.scan._alloc import empty_output
 
 __all__ = ["linear_scan", "scan_implementation"]
 
-_IMPLS = ("auto", "loop", "chunked", "parallel", "autograd")
+_IMPLS = ("auto", "compiled", "loop", "chunked", "parallel", "autograd")
+_SEQUENTIAL = ("compiled", "loop")  # kernels that fuse the shared-lam gradient into backward
 _PARALLEL_BROKEN: set[str] = set()
 
 
 def scan_implementation(device: torch.device | str, requires_grad: bool = True) -> str:
     """Name of the kernel that ``linear_scan(..., impl="auto")`` runs on ``device``.
 
-    * CPU: ``"loop"`` (one fused ``addcmul`` per step, fastest measured on CPU; see
-      ``docs/benchmarks.md``), wrapped in the custom autograd function.
+    * CPU: ``"compiled"`` (the sequential scan in C, built at first use with the system C
+      compiler and streamed over contiguous memory; see ``docs/benchmarks.md``), wrapped in the
+      custom autograd function; ``"loop"`` (one ``addcmul`` per step in Python) where no C
+      compiler is available (one ``RuntimeWarning`` says so) or
+      ``RECURRENT_PARAMS_NO_COMPILED_SCAN=1`` is set.
     * CUDA: ``"parallel"`` (``associative_scan`` compiled with ``torch.compile``), or
       ``"chunked"`` if compiling failed once on this device type (a warning says so).
     * Inside ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``, ``hessian``): ``"autograd"``,
       the chunked scan differentiated by plain autograd (the custom function has no vmap/jvp rule).
 
     Example:
-        >>> scan_implementation("cpu")
-        'loop'
+        >>> scan_implementation("cpu") in ("compiled", "loop")
+        True
     """
     device = torch.device(device)
     if torch._C._are_functorch_transforms_active():
         return "autograd"
     if device.type == "cuda":
         return "chunked" if device.type in _PARALLEL_BROKEN else "parallel"
+    if device.type == "cpu" and _compiled.available():
+        return "compiled"
     return "loop"
 
 
@@ -68,9 +74,27 @@ def _check(lam: torch.Tensor, u: torch.Tensor, h0: torch.Tensor | None) -> torch
     return dtype
 
 
+def _compiled_ok(*tensors) -> bool:
+    """Whether the compiled kernel takes these (non-``None``) tensors: CPU, one supported dtype."""
+    dtype = tensors[0].dtype
+    return dtype in _compiled.DTYPES and all(
+        t.device.type == "cpu" and t.dtype == dtype for t in tensors if t is not None
+    )
+
+
+def _sequential(impl: str, lam, u, h0, reverse: bool, dot_with=None):
+    """The compiled kernel or the Python loop (same arguments, same results)."""
+    if impl == "compiled":
+        if u.device.type != "cpu":
+            raise ValueError(f"linear_scan: impl='compiled' runs on CPU only, got {u.device}")
+        if _compiled.available() and _compiled_ok(u, lam, h0, dot_with):
+            return _compiled.compiled_scan(lam, u, h0, reverse, dot_with=dot_with)
+    return _kernels.loop_scan(lam, u, h0, reverse, dot_with=dot_with)
+
+
 def _kernel(impl: str, lam, u, h0, reverse: bool) -> torch.Tensor:
-    if impl == "loop":
-        return _kernels.loop_scan(lam, u, h0, reverse)
+    if impl in _SEQUENTIAL:
+        return _sequential(impl, lam, u, h0, reverse)
     if impl in ("chunked", "autograd"):
         return _kernels.chunked_scan(lam, u, h0, reverse)
     if impl == "parallel":
@@ -140,9 +164,9 @@ class _LinearScanFn(torch.autograd.Function):
         if per_step:  # the adjoint uses lam of the neighbouring step (wrapped value unused)
             lam_c = lam_c.roll(1 if reverse else -1, dims=1)
         fused = None
-        if need_lam and not per_step and impl == "loop" and not torch.is_grad_enabled():
+        if need_lam and not per_step and impl in _SEQUENTIAL and not torch.is_grad_enabled():
             # adjoint scan and the lam gradient in one pass over memory
-            a, fused = _kernels.loop_scan(lam_c, g, None, not reverse, dot_with=h)
+            a, fused = _sequential(impl, lam_c, g, None, not reverse, dot_with=h)
         else:
             a = _dispatch(lam_c, g, None, not reverse, impl)  # (B, L, d)
         first = -1 if reverse else 0  # the step that reads h0
@@ -221,9 +245,10 @@ def linear_scan(
     kept and memory stays O(batch x length x d). Safe for $|\lambda|$ up to $1 - 10^{-7}$ and
     long sequences: only products of $\lambda$ are formed, never $\lambda^{-t}$.
 
-    Which kernel runs (``impl="auto"``): see :func:`scan_implementation`; the CPU runs a
-    sequential loop, CUDA a compiled parallel scan with a chunked-scan fallback, and
-    ``torch.func`` transforms an autograd-differentiable chunked scan.
+    Which kernel runs (``impl="auto"``): see :func:`scan_implementation`; the CPU runs the
+    sequential scan compiled from C (a Python loop over time where no C compiler exists),
+    CUDA a compiled parallel scan with a chunked-scan fallback, and ``torch.func`` transforms
+    an autograd-differentiable chunked scan.
 
     Args:
         lam: ``(d,)`` (shared over batch and time) or ``(batch, length, d)`` (input-dependent).
@@ -231,7 +256,8 @@ def linear_scan(
         h0: optional ``(batch, d)`` state before the first step; zeros if ``None``.
         reverse: run the recurrence backwards in time, $h_t = \lambda_t h_{t+1} + u_t$, with
             ``h0`` the state after the last step.
-        impl: ``"auto"``, ``"loop"``, ``"chunked"``, ``"parallel"`` or ``"autograd"``.
+        impl: ``"auto"``, ``"compiled"`` (CPU only), ``"loop"``, ``"chunked"``, ``"parallel"``
+            or ``"autograd"``.
 
     Returns:
         ``(batch, length, d)`` states, in the promoted dtype of the inputs.

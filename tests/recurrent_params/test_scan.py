@@ -1,16 +1,17 @@
 """linear_scan against the float64 Python loop, forward and backward, every kernel."""
 
 import importlib
+import shutil
 
 import pytest
 import torch
 
 from recurrent_params import linear_scan
-from recurrent_params.scan import scan_implementation
+from recurrent_params.scan import _compiled, scan_implementation
 from recurrent_params.scan._kernels import parallel_scan
 from recurrent_params.scan._reference import reference_scan
 
-IMPLS = ["auto", "loop", "chunked", "autograd", "parallel"]
+IMPLS = ["auto", "compiled", "loop", "chunked", "autograd", "parallel"]
 
 
 def _lam(shape, dtype, r_max=0.999, generator=None):
@@ -57,7 +58,7 @@ def test_matches_float64_loop_forward_and_backward(impl, dtype, per_step, with_h
         _rel_close(got, want)
 
 
-@pytest.mark.parametrize("impl", ["loop", "chunked"])
+@pytest.mark.parametrize("impl", ["compiled", "loop", "chunked"])
 def test_gradcheck_and_gradgradcheck(impl):
     lam, u, h0 = _inputs(2, 9, 3, torch.complex128, True, True)
     fn = lambda lam, u, h0: linear_scan(lam, u, h0, impl=impl)  # noqa: E731
@@ -84,25 +85,27 @@ def test_constant_and_per_step_lam_agree():
     torch.testing.assert_close(linear_scan(lam, u, h0), linear_scan(full, u, h0))
 
 
-def test_no_per_step_graph_is_kept():
+@pytest.mark.parametrize("impl", ["compiled", "loop"])
+def test_no_per_step_graph_is_kept(impl):
     lam, u, _ = _inputs(2, 64, 3, torch.complex64, False, False)
-    h = linear_scan(lam, u, impl="loop")
+    h = linear_scan(lam, u, impl=impl)
     assert type(h.grad_fn).__name__ == "_LinearScanFnBackward"
     assert {type(f[0]).__name__ for f in h.grad_fn.next_functions if f[0] is not None} <= {
         "AccumulateGrad"
     }
 
 
+@pytest.mark.parametrize("impl", ["compiled", "loop"])
 @pytest.mark.parametrize("per_step", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_forward_mode_ad_matches_the_reference(per_step, reverse):
+def test_forward_mode_ad_matches_the_reference(per_step, reverse, impl):
     import torch.autograd.forward_ad as fwAD
 
     lam, u, h0 = (t.detach() for t in _inputs(2, 40, 3, torch.complex128, per_step, True))
     tangents = [torch.randn_like(t) for t in (lam, u, h0)]
     with fwAD.dual_level():
         duals = [fwAD.make_dual(p, t) for p, t in zip((lam, u, h0), tangents)]
-        out = fwAD.unpack_dual(linear_scan(*duals, reverse=reverse, impl="loop")).tangent
+        out = fwAD.unpack_dual(linear_scan(*duals, reverse=reverse, impl=impl)).tangent
 
     def ref(lam, u, h0):
         if not reverse:
@@ -152,8 +155,64 @@ def test_parallel_failure_falls_back_to_chunked_with_a_warning(monkeypatch):
     assert module._PARALLEL_BROKEN == {"cpu"}
 
 
-def test_cpu_default_is_the_loop():
+def test_cpu_default_is_the_compiled_scan_where_a_compiler_exists():
+    expected = "compiled" if _compiled.available() else "loop"
+    assert scan_implementation("cpu") == expected
+    if shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"):
+        assert expected == "compiled", _compiled._state["error"]
+
+
+def test_compiled_scan_reads_conjugate_negative_and_strided_views():
+    lam, u, h0 = (t.detach() for t in _inputs(2, 40, 5, torch.complex128, True, True))
+    wide = torch.randn(2, 40, 10, dtype=torch.complex128)[:, :, ::2]  # non-contiguous
+    for lam_in, u_in in [(lam.conj(), -u.conj()), (lam, wide), (lam.transpose(0, 1).contiguous()
+                         .transpose(0, 1), u)]:
+        got = linear_scan(lam_in, u_in, h0, impl="compiled")
+        want = reference_scan(lam_in.resolve_conj(), u_in.resolve_conj().resolve_neg(), h0)
+        _rel_close(got, want, 1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_compiled_single_precision_matches_the_float64_reference(dtype):
+    lam, u, h0 = _inputs(16, 300, 8, dtype, False, True)
+    h = linear_scan(lam, u, h0, impl="compiled")
+    wide = [t.detach().to(torch.promote_types(dtype, torch.float64)).requires_grad_()
+            for t in (lam, u, h0)]
+    ref = reference_scan(*wide)
+    torch.testing.assert_close(h.detach(), ref.detach().to(dtype), rtol=1e-4, atol=1e-4)
+    w = torch.randn_like(ref)
+    g = torch.autograd.grad((h * w.to(dtype).conj()).real.sum(), (lam, u, h0))
+    g_ref = torch.autograd.grad((ref * w.conj()).real.sum(), wide)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b.to(a.dtype), rtol=2e-4, atol=2e-4)
+
+
+def test_missing_compiler_falls_back_to_the_loop_with_one_warning(monkeypatch):
+    monkeypatch.setattr(_compiled, "_state", {"lib": None, "tried": False, "error": None})
+    monkeypatch.setattr(_compiled, "_compiler", lambda: None)
+    monkeypatch.delenv("RECURRENT_PARAMS_NO_COMPILED_SCAN", raising=False)
+    lam, u, h0 = _inputs(2, 30, 3, torch.complex128, False, True)
+    with pytest.warns(RuntimeWarning, match="compiled CPU scan is unavailable") as record:
+        assert scan_implementation("cpu") == "loop"
+        h = linear_scan(lam, u, h0, impl="compiled")
+        linear_scan(lam, u, h0)
+    assert len([w for w in record if "compiled CPU scan" in str(w.message)]) == 1
+    _rel_close(h, reference_scan(lam, u, h0))
+    g = torch.autograd.grad(h.abs().sum(), lam)[0]
+    _rel_close(g, torch.autograd.grad(reference_scan(lam, u, h0).abs().sum(), lam)[0])
+
+
+def test_opt_out_switch_is_silent(monkeypatch, recwarn):
+    monkeypatch.setattr(_compiled, "_state", {"lib": None, "tried": False, "error": None})
+    monkeypatch.setenv("RECURRENT_PARAMS_NO_COMPILED_SCAN", "1")
     assert scan_implementation("cpu") == "loop"
+    assert not [w for w in recwarn if "compiled CPU scan" in str(w.message)]
+
+
+def test_compiled_impl_rejects_other_devices():
+    u = torch.randn(1, 3, 2, device="meta")
+    with pytest.raises(ValueError, match="runs on CPU only"):
+        linear_scan(torch.ones(2, device="meta"), u, impl="compiled")
 
 
 def test_errors_name_expected_and_received():
@@ -171,7 +230,7 @@ def test_errors_name_expected_and_received():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["loop", "chunked"])
+@pytest.mark.parametrize("impl", ["compiled", "loop", "chunked"])
 def test_long_sequence_near_unit_modulus(impl):
     L, d = 65_536, 2
     r = torch.tensor([1 - 1e-7, 0.999], dtype=torch.float64)
@@ -199,3 +258,27 @@ def test_cuda_parallel_matches_reference(device, dtype):
     g_ref = torch.autograd.grad(ref.abs().sum(), (lam, u, h0))
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b.to(a.dtype), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_compiled_single_precision_long_sequence_near_unit_modulus(dtype):
+    """|lam| = 1 - 1e-7 (rounded to float32), L = 65,536: finite and close to float64."""
+    L = 65_536
+    r = torch.tensor([1 - 1e-7, 0.999, 1e-3])
+    lam = (torch.polar(r, torch.tensor([0.01, 1.0, 2.0])) if dtype.is_complex else r).to(dtype)
+    lam.requires_grad_()
+    u = torch.randn(2, L, 3, dtype=dtype, requires_grad=True)
+    h = linear_scan(lam, u, impl="compiled")
+    ref = reference_scan(lam.detach(), u.detach())
+    assert torch.isfinite(torch.view_as_real(h) if h.is_complex() else h).all()
+    scale = ref.abs().amax(1, keepdim=True)  # per-channel scale (the channels differ by 1e3)
+    assert ((h.detach() - ref) / scale).abs().max() < 1e-3
+    w = torch.randn_like(ref)
+    g = torch.autograd.grad((h * w.to(dtype).conj()).real.sum(), (lam, u))
+    lam64 = lam.detach().to(ref.dtype).requires_grad_()
+    u64 = u.detach().to(ref.dtype).requires_grad_()
+    g_ref = torch.autograd.grad((reference_scan(lam64, u64) * w.conj()).real.sum(), (lam64, u64))
+    for a, b in zip(g, g_ref):
+        err = (a - b).abs().max() / b.abs().max()
+        assert err < 1e-3, f"relative gradient error {err:.2e}"

@@ -1,0 +1,177 @@
+r"""Private: the compiled CPU scan kernel, built at first use, with a clean fallback.
+
+The kernel (``_cpu_scan.c``, plain C99, no Python or torch headers) is compiled once per
+source version with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a
+shared library in a user cache directory (``$RECURRENT_PARAMS_CACHE``, else
+``$XDG_CACHE_HOME/recurrent_params`` or ``~/.cache/recurrent_params``; the temporary directory
+if that is not writable) and called through :mod:`ctypes`, which releases the GIL during the
+call. Building takes well under a second, against tens of seconds for a
+``torch.utils.cpp_extension`` module (torch's headers) and seconds of JIT per signature for
+numba (an extra ~40 MB dependency). No ``-march=native``: the library runs on any machine of
+the same architecture that shares the cache.
+
+Where no compiler exists or the build fails, :func:`available` returns ``False`` after one
+``RuntimeWarning``, and callers use the Python loop. ``RECURRENT_PARAMS_NO_COMPILED_SCAN=1``
+switches the compiled kernel off without a warning.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from recurrent_params.scan._alloc import empty_output
+
+__all__ = ["available", "compiled_scan", "DTYPES"]
+
+_SOURCE = Path(__file__).with_name("_cpu_scan.c")
+_FLAGS = ["-O3", "-std=c99", "-shared", "-fPIC"]
+_SYMBOLS = {
+    torch.float32: "scan_f32",
+    torch.float64: "scan_f64",
+    torch.complex64: "scan_c64",
+    torch.complex128: "scan_c128",
+}
+DTYPES = frozenset(_SYMBOLS)
+
+_lock = threading.Lock()
+_state: dict = {"lib": None, "tried": False, "error": None}
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    if cc:
+        return cc
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("RECURRENT_PARAMS_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recurrent_params"
+
+
+def _build() -> ctypes.CDLL:
+    if sys.platform == "win32":
+        raise RuntimeError("building the C kernel is not supported on Windows")
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set $CC, or install cc/gcc/clang)")
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(
+        source + " ".join([cc, *_FLAGS, platform.machine(), sys.platform]).encode()
+    ).hexdigest()[:16]
+    name = f"cpu_scan_{key}.so"
+    for folder in (_cache_dir(), Path(tempfile.gettempdir()) / "recurrent_params"):
+        lib_path = folder / name
+        if lib_path.exists():
+            return _load(lib_path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+            os.close(fd)
+        except OSError:
+            continue
+        try:
+            cmd = [cc, *_FLAGS, str(_SOURCE), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}")
+            os.replace(tmp, lib_path)  # atomic: concurrent builders never see half a file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return _load(lib_path)
+    raise RuntimeError("no writable cache directory for the compiled kernel")
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    for symbol in _SYMBOLS.values():
+        fn = getattr(lib, symbol)
+        fn.restype = None
+        fn.argtypes = [
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_int,
+            ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled kernel can run (builds it on the first call; warns once if not)."""
+    if _state["lib"] is not None:
+        return True
+    if os.environ.get("RECURRENT_PARAMS_NO_COMPILED_SCAN", "") not in ("", "0"):
+        return False
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            try:
+                _state["lib"] = _build()
+            except Exception as err:  # no compiler, failed build, unloadable library
+                _state["error"] = err
+                warnings.warn(
+                    f"linear_scan: the compiled CPU scan is unavailable "
+                    f"({type(err).__name__}: {err}); using the Python loop over time",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+    return _state["lib"] is not None
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """Contiguous, with conjugate and negative bits materialised (ctypes reads raw memory)."""
+    return t.resolve_conj().resolve_neg().contiguous()
+
+
+def compiled_scan(
+    lam: torch.Tensor,
+    u: torch.Tensor,
+    h0: torch.Tensor | None,
+    reverse: bool = False,
+    dot_with: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The scan of :func:`recurrent_params.scan._kernels.loop_scan` in compiled C (no autograd).
+
+    Same arguments and results; ``dot_with`` accumulates the shared-``lam`` gradient
+    $\\sum_{b,t} h_{b,t} \\bar s_{b,t'}$ in float64 in the same pass. Inputs must be CPU tensors
+    of one dtype in :data:`DTYPES`, and :func:`available` must have returned ``True``.
+    """
+    lib = _state["lib"]
+    B, L, d = u.shape
+    lam, u = _plain(lam), _plain(u)
+    h0 = None if h0 is None else _plain(h0)
+    dot = None if dot_with is None else _plain(dot_with)
+    out = empty_output(u)  # (B, L, d)
+    acc = None
+    if dot is not None:
+        acc = torch.zeros(2 * d if u.is_complex() else d, dtype=torch.float64)
+    if L > 0 and B > 0 and d > 0:
+        getattr(lib, _SYMBOLS[u.dtype])(
+            lam.data_ptr(), int(lam.dim() == 3), u.data_ptr(),
+            None if h0 is None else h0.data_ptr(), out.data_ptr(), B, L, d, int(reverse),
+            None if dot is None else dot.data_ptr(), None if acc is None else acc.data_ptr(),
+        )  # fmt: skip
+    if acc is None:
+        return out
+    if u.is_complex():
+        acc = torch.view_as_complex(acc.view(d, 2))
+    return out, acc.to(u.dtype)
