@@ -184,7 +184,7 @@ class HessianOperator:
         blocks: one :class:`ParameterBlock` per parameter tensor, in order.
         num_hvps: Hessian-vector products computed so far.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = torch.nn.Linear(2, 1, bias=False).double()
         >>> x = torch.tensor([[1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
