@@ -134,7 +134,7 @@ def _progress(iterable, enabled: bool, desc: str, total: int):
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)  # off if no TTY
 
 
 @dataclass

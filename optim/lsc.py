@@ -372,7 +372,7 @@ class LSCPretrainer:
         limit = self.max_steps if num_steps is None else min(self.max_steps,
                                                               self.step + num_steps)
         reason = ""
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress,
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=None if self.progress else True,
                    desc="LSC pre-training", leave=False)
         try:
             while not self.converged and self.step < limit:
