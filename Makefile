@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch 2.13.0 is installed first and pinned, so nothing pulls a CUDA build.
 TORCH ?= torch==2.13.0
+# JavaScript the docs site ships (MathJax, iframe-worker), pinned in docs/hooks/vendor.py and
+# taken from the npm registry with `npm pack`; without npm, setup warns and only the docs fail.
+VENDOR_STAMP := docs/javascripts/vendor/.installed
 
 .PHONY: setup test test-all lint docs demo bench clean
 
@@ -14,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]" "$(TORCH)"
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENDOR_STAMP): docs/hooks/vendor.py
+	@if $(PYTHON) docs/hooks/vendor.py; then touch $@; else \
+	  echo "warning: docs JavaScript not vendored; 'make docs' stops until it is" >&2; fi
+
+setup: $(VENV)/.installed $(VENDOR_STAMP)
 
 test: setup
 	$(PY) -m pytest -q
@@ -34,4 +41,4 @@ bench: setup
 	$(PY) benchmarks/lsc.py
 
 clean:
-	rm -rf $(VENV) site results .pytest_cache .ruff_cache
+	rm -rf $(VENV) site results .pytest_cache .ruff_cache docs/javascripts/vendor

@@ -95,7 +95,7 @@ def lanczos_eigsh(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_dim, desc="Lanczos", leave=False)
+        bar = tqdm(total=max_dim, desc="Lanczos", leave=False, disable=None)  # off if no TTY
     values = vectors = None
     try:
         while m < max_dim:

@@ -36,7 +36,7 @@ def correlated_inputs(
     Returns:
         Tensor of shape ``(batch_size, length, features)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> g = torch.Generator().manual_seed(0)
         >>> x = correlated_inputs(4000, 50, 1, rho=0.8, generator=g, dtype=torch.float64)

@@ -218,7 +218,7 @@ def _registry() -> list[tuple[type, Rule, str]]:
 def supported_optimizers() -> list[str]:
     """Qualified names of the optimiser classes :func:`effective_learning_rates` reads.
 
-    Example:
+    Examples:
         >>> "torch.optim.adam.Adam" in supported_optimizers()
         True
     """
@@ -367,7 +367,7 @@ def effective_learning_rates(
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
         not the end of the story", arXiv 2405.21064 (Section 5, Adam's learning rates).
 
-    Example:
+    Examples:
         >>> import torch
         >>> p = torch.nn.Parameter(torch.zeros(2))
         >>> opt = torch.optim.Adam([p], lr=0.1, eps=0.0)

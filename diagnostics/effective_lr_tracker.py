@@ -38,7 +38,7 @@ class EffectiveLRTracker:
         records: the :class:`~diagnostics.EffectiveLRs` of each record (tensors dropped
             unless ``keep_tensors``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> p = torch.nn.Parameter(torch.ones(3))
         >>> opt = torch.optim.Adam([p], lr=0.01)

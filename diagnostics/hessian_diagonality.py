@@ -27,7 +27,7 @@ def participation_number(vectors: torch.Tensor) -> torch.Tensor:
     Returns:
         A scalar or ``(k,)`` tensor.
 
-    Example:
+    Examples:
         >>> import torch
         >>> participation_number(torch.tensor([1.0, 1.0, 1.0, 1.0]))
         tensor(4.)
@@ -157,7 +157,7 @@ def hessian_diagonality(
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
         not the end of the story", arXiv 2405.21064 (Hessian at the optimum, Section 4.3).
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = torch.nn.Linear(3, 1, bias=False).double()
         >>> x = torch.eye(3, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.0])

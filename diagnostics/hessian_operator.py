@@ -134,7 +134,7 @@ def _progress(iterable, enabled: bool, desc: str, total: int):
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)  # off if no TTY
 
 
 @dataclass
@@ -184,7 +184,7 @@ class HessianOperator:
         blocks: one :class:`ParameterBlock` per parameter tensor, in order.
         num_hvps: Hessian-vector products computed so far.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = torch.nn.Linear(2, 1, bias=False).double()
         >>> x = torch.tensor([[1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)

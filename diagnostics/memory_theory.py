@@ -39,7 +39,7 @@ def second_moment(lam: torch.Tensor, rho: float = 0.0) -> torch.Tensor:
     For i.i.d. inputs (and for complex $\lambda$) this is $\frac{1}{1-|\lambda|^2}$: the state
     explodes like $(1-\lambda)^{-1/2}$ as memory grows.
 
-    Example:
+    Examples:
         >>> import torch
         >>> second_moment(torch.tensor([0.0, 0.5]))
         tensor([1.0000, 1.3333])
@@ -57,7 +57,7 @@ def sensitivity(lam: torch.Tensor, rho: float = 0.0) -> torch.Tensor:
     $\frac{(1+\lambda^2)(1-\rho^2\lambda^2) + 2\rho\lambda(1-\lambda^2)}
     {(1-\lambda^2)^3 (1-\rho\lambda)^2}$. Grows like $(1-\lambda)^{-3}$: the curse of memory.
 
-    Example:
+    Examples:
         >>> import torch
         >>> sensitivity(torch.tensor([0.0, 0.5]))
         tensor([1.0000, 2.9630])
@@ -81,7 +81,7 @@ def normalized_exp_sensitivity(lam: torch.Tensor, through_gamma: bool = True) ->
     With $\gamma$ held fixed, $E = \frac{(1+\lambda^2)(\lambda\log\lambda)^2}{(1-\lambda^2)^2}
     \to \frac12$. Either way the sensitivity is bounded: the cure.
 
-    Example:
+    Examples:
         >>> import torch
         >>> lam = torch.tensor([1 - 1e-6], dtype=torch.float64)
         >>> round(float(normalized_exp_sensitivity(lam)), 4)

@@ -193,7 +193,7 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
     Returns:
         ``(B,)`` radii.
 
-    Example:
+    Examples:
         >>> import torch
         >>> A = torch.tensor([[0.0, 2.0], [-0.5, 0.0]])  # eigenvalues +-i
         >>> spectral_radius(lambda s: s @ A.T, torch.zeros(3, 2))
@@ -257,7 +257,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
         arXiv 2308.12075.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> net = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False))

@@ -53,7 +53,7 @@ class AdaBelief(Optimizer):
         Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
         Gradients", arXiv 2010.07468.
 
-    Example:
+    Examples:
         >>> import torch
         >>> p = torch.nn.Parameter(torch.tensor([1.0 + 1.0j]))
         >>> opt = AdaBelief([p], lr=0.1, rectify=False)

@@ -40,7 +40,7 @@ class ComplexSafeOptimizer(Optimizer):
         params: parameters or parameter groups (as for any optimiser).
         **kwargs: hyperparameters of ``optimizer_cls``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> p = torch.nn.Parameter(torch.tensor([1.0 + 2.0j]))
         >>> opt = ComplexSafeOptimizer(torch.optim.SGD, [p], lr=0.25)

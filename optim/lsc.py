@@ -192,11 +192,10 @@ class LSCPretrainer:
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
         arXiv 2308.12075.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
+        >>> _ = torch.manual_seed(0)
         >>> net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh())
         >>> result = LSCPretrainer(net, progress=False).run()
         >>> result.converged, all(abs(r - 1) < 0.02 for r in result.radii_after.values())
@@ -373,7 +372,7 @@ class LSCPretrainer:
         limit = self.max_steps if num_steps is None else min(self.max_steps,
                                                               self.step + num_steps)
         reason = ""
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress,
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=None if self.progress else True,
                    desc="LSC pre-training", leave=False)
         try:
             while not self.converged and self.step < limit:

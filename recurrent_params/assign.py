@@ -25,7 +25,7 @@ def assign_(module: nn.Module, name: str, value: torch.Tensor) -> None:
     Raises:
         ValueError: if the shapes differ or ``name`` is not a tensor of ``module``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> layer = torch.nn.Linear(2, 1, bias=False)
         >>> assign_(layer, "weight", torch.tensor([[1.0, 2.0]]))

@@ -40,7 +40,7 @@ class ComplexSafeModule(nn.Module):
     Only the tensors held directly by this module (and by children that also inherit from it)
     are protected; parametrization originals are real by construction in this package.
 
-    Example:
+    Examples:
         >>> import torch
         >>> class Cell(ComplexSafeModule):
         ...     def __init__(self):

@@ -56,7 +56,7 @@ def input_gamma(
     References:
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3.1).
 
-    Example:
+    Examples:
         >>> import torch
         >>> input_gamma(torch.tensor([0.6, 0.8j]))
         tensor([0.8000, 0.6000])
@@ -110,7 +110,7 @@ class InputNorm(nn.Module):
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3.1);
         Orvieto et al., https://arxiv.org/abs/2303.06349 (learned normalisation).
 
-    Example:
+    Examples:
         >>> import torch
         >>> norm = InputNorm("learned", lam=torch.tensor([0.6, 0.8]))
         >>> norm.gamma(torch.tensor([0.6, 0.8]))
@@ -209,7 +209,7 @@ def normalize_input(
         state_dim: the dimension of the input matrix that indexes the state (rows by default).
         keep_value: keep the effective value instead of the stored one.
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = torch.nn.Module()
         >>> m.lam = torch.nn.Parameter(torch.tensor([0.6, 0.8]))

@@ -43,7 +43,7 @@ class DenseRNN(RecurrentCell):
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
         not the end of the story", arXiv 2405.21064.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from recurrent_params import assign_
         >>> cell = DenseRNN(1, 1, 1)

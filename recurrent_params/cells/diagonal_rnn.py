@@ -75,7 +75,7 @@ class DiagonalRNN(RecurrentCell):
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
         not the end of the story", arXiv 2405.21064.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from recurrent_params import assign_
         >>> cell = DiagonalRNN(1, 1, 1, complex=False)

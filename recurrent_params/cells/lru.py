@@ -63,7 +63,7 @@ class LRU(RecurrentCell):
         Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
         arXiv 2303.06349 (https://arxiv.org/abs/2303.06349).
 
-    Example:
+    Examples:
         >>> import torch
         >>> cell = LRU(d_model=2, d_state=8, r_min=0.9, r_max=0.99)
         >>> bool(((cell.lam.abs() >= 0.9) & (cell.lam.abs() <= 0.99)).all())

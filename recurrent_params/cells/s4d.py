@@ -102,7 +102,7 @@ class S4D(RecurrentCell):
         Gu, Gupta, Goel & Ré, "On the parameterization and initialization of diagonal state
         space models", arXiv 2206.11893 (https://arxiv.org/abs/2206.11893).
 
-    Example:
+    Examples:
         >>> import torch
         >>> cell = S4D(d_model=2, n_modes=4).double()
         >>> cell.n_modes, cell.d_state

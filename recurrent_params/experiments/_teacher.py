@@ -112,7 +112,7 @@ def make_teacher(
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
         not the end of the story", arXiv 2405.21064 (https://arxiv.org/abs/2405.21064).
 
-    Example:
+    Examples:
         >>> t = make_teacher(0.99, d_state=6, seed=1)
         >>> mags = t.eigenvalues.abs()
         >>> bool(((mags >= 0.99) & (mags < 1)).all()), t.A.dtype
@@ -152,7 +152,7 @@ def teacher_data(
         generator: random generator for the inputs (drawn on the CPU, then moved).
         seed: convenience alternative to ``generator``.
 
-    Example:
+    Examples:
         >>> t = make_teacher(0.9, d_state=4)
         >>> x, y = teacher_data(t, 2, 50, seed=0)
         >>> tuple(x.shape), tuple(y.shape), y.dtype
@@ -189,7 +189,7 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
             complex eigenvalues).
         ValueError: wrong input/output sizes or too few states.
 
-    Example:
+    Examples:
         >>> import torch
         >>> t = make_teacher(0.95, d_state=4)
         >>> student = load_teacher(DiagonalRNN(1, 4, 1).double(), t)

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> dict:
     results = []
     teachers = {nu0: make_teacher(nu0, 10, seed=args.seed, dtype=torch.float32,
                                   device=args.device) for nu0 in s["nu0"]}
-    for nu0, name, lr, seed in tqdm(runs, disable=args.no_progress, desc="runs"):
+    for nu0, name, lr, seed in tqdm(runs, disable=True if args.no_progress else None, desc="runs"):
         torch.manual_seed(args.seed * 1000 + seed)
         student = STUDENTS[name](args.d_state).to(args.device)
         final, curve = train_student(student, teachers[nu0], lr=lr, steps=s["steps"],

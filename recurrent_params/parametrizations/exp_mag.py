@@ -49,7 +49,7 @@ class ExpMag(EigenParametrization):
         Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
         https://arxiv.org/abs/2303.06349.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch.nn.utils import parametrize
         >>> cell = torch.nn.Module()

@@ -27,7 +27,7 @@ class OptimalTanh(EigenParametrization):
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (appendix on optimal
         parametrizations).
 
-    Example:
+    Examples:
         >>> import torch
         >>> w = OptimalTanh().right_inverse(torch.tensor([-0.5, 0.5]))
         >>> torch.allclose(w, torch.atanh(torch.tensor([-0.5, 0.5])))

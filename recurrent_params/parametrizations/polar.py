@@ -20,7 +20,7 @@ class Polar(EigenParametrization):
     References:
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3, "polar" ablation).
 
-    Example:
+    Examples:
         >>> import torch
         >>> lam = torch.tensor([0.6 + 0.8j]) * 0.5
         >>> r, theta = Polar().right_inverse(lam)

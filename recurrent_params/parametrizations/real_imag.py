@@ -16,7 +16,7 @@ class RealImag(nn.Module):
     ``parametrize.register_parametrization(module, "B", RealImag())`` replaces the complex
     ``B`` by ``parametrizations.B.original0`` (real part) and ``original1`` (imaginary part).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch.nn.utils import parametrize
         >>> m = torch.nn.Linear(1, 1)

@@ -25,7 +25,7 @@ class ScaledAngle(EigenParametrization):
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3, angle
         parametrizations).
 
-    Example:
+    Examples:
         >>> import torch
         >>> lam = torch.polar(torch.tensor([0.9]), torch.tensor([0.05]))
         >>> nu, w = ScaledAngle().right_inverse(lam)

@@ -30,7 +30,7 @@ def scan_implementation(device: torch.device | str, requires_grad: bool = True) 
     * Inside ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``, ``hessian``): ``"autograd"``,
       the chunked scan differentiated by plain autograd (the custom function has no vmap/jvp rule).
 
-    Example:
+    Examples:
         >>> scan_implementation("cpu") in ("compiled", "loop")
         True
     """
@@ -271,7 +271,7 @@ def linear_scan(
         arXiv 2303.06349 (scan operator
         $(a_i, b_i) \circ (a_j, b_j) = (a_j a_i, a_j b_i + b_j)$).
 
-    Example:
+    Examples:
         >>> import torch
         >>> lam = torch.tensor([0.5])
         >>> u = torch.ones(1, 4, 1)
