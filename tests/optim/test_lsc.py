@@ -39,7 +39,7 @@ def test_orthogonal_linear_ffn_reports_radius_one_before_any_step():
     for m in net:
         nn.init.orthogonal_(m.weight)
     before = [m.weight.detach().clone() for m in net]
-    result = LSCPretrainer(net, progress=False, patience=3).run()
+    result = LSCPretrainer(net, progress=False, patience=3, grad_step=False, shuffle=0).run()
     assert all(r == pytest.approx(1.0, abs=5e-4) for r in result.radii_before.values())
     assert result.converged and result.steps <= 3
     for m, w in zip(net, before):  # nothing to correct beyond rounding
@@ -47,15 +47,27 @@ def test_orthogonal_linear_ffn_reports_radius_one_before_any_step():
 
 
 @pytest.mark.slow
-def test_three_layer_lstm_reaches_half():
+def test_three_layer_lstm_depth_reaches_half_time_is_reported_floored():
+    """Kernels alone cannot pull an LSTM time radius below its forget-gate floor: the
+    transition is reported (target, floor, why), and its weights are not driven to zero."""
     torch.manual_seed(0)
     lstm = nn.LSTM(64, 64, num_layers=3)
-    result = LSCPretrainer(lstm, batch_size=32, clip=(0.7, 1.3), progress=False).run()
-    assert result.converged, result.reason
+    w_hh = [getattr(lstm, f"weight_hh_l{l}").norm().item() for l in range(3)]
+    b_f = [getattr(lstm, f"bias_hh_l{l}")[64:128].detach().clone() for l in range(3)]
+    with pytest.warns(RuntimeWarning, match="cannot reach"):
+        result = LSCPretrainer(lstm, batch_size=32, clip=(0.7, 1.3), progress=False).run()
     assert set(result.radii_after) == {f"layer{l}.{k}" for l in range(3)
                                        for k in ("time", "depth")}
-    for name, r in result.radii_after.items():
-        assert r == pytest.approx(0.5, abs=0.05), name
+    for l in range(3):
+        assert result.radii_after[f"layer{l}.depth"] == pytest.approx(0.5, abs=0.1)
+        st = result.status[f"layer{l}.time"]
+        assert st["target"] == 0.5 and st["floor"] is not None
+        if not st["reached"]:
+            assert st["floor"] > 0.45 and "forget" in st["why"]
+        assert getattr(lstm, f"weight_hh_l{l}").norm().item() > 0.5 * w_hh[l]
+        drift = (getattr(lstm, f"bias_hh_l{l}")[64:128] - b_f[l]).abs().max().item()
+        assert drift < 0.5  # no bias is rescaled; only the small gradient steps move it
+    assert "all" in result.saturation_before and "all" in result.saturation_after
 
 
 @pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
@@ -65,11 +77,14 @@ def test_torch_rnns_run_and_rescale_their_kernels(cls, batch_first):
     rnn = cls(3, 6, num_layers=2, batch_first=batch_first)
     w_hh0 = rnn.weight_hh_l1.detach().clone()
     w_ih0 = rnn.weight_ih_l1.detach().clone()
-    pre = LSCPretrainer(rnn, max_steps=2, batch_size=4, seq_len=5, progress=False)
+    pre = LSCPretrainer(rnn, max_steps=2, batch_size=4, seq_len=5, progress=False,
+                        grad_step=False, shuffle=0, tolerance=1e-6)
     assert pre.run(num_steps=1).steps == 1  # a pause keeps the current weights
     hist = pre.history[0]
     factor_t = min(max(0.5 / hist["radii"]["layer1.time"], 0.85), 1.15)
     factor_d = min(max(0.5 / hist["radii"]["layer1.depth"], 0.85), 1.15)
+    if "layer1.time" in hist["floored"]:
+        factor_t = 1.0  # blocked by the gate floor: left alone
     torch.testing.assert_close(rnn.weight_hh_l1, w_hh0 * factor_t)
     torch.testing.assert_close(rnn.weight_ih_l1, w_ih0 * factor_d)
     result = pre.run()
@@ -88,22 +103,27 @@ def test_single_layer_rnn_default_target_is_one_and_unbalanced_split():
     assert res.targets["layer1.depth"] == pytest.approx(3 / 10)
 
 
-def test_cell_stack_with_mixing_layers_converges():
+def test_cell_stack_with_mixing_layers_reports_every_transition():
     torch.manual_seed(0)
     stack = nn.Sequential(nn.Linear(3, 8), nn.GRUCell(8, 8), nn.Tanh(), nn.RNNCell(8, 8),
                           nn.Linear(8, 2))
-    result = LSCPretrainer(stack, batch_size=32, seq_len=6, progress=False).run()
-    assert result.converged, result.reason
-    assert "decoder" in result.radii_after
-    for name, r in result.radii_after.items():
-        assert r == pytest.approx(0.5, abs=0.06), name
+    result = LSCPretrainer(stack, batch_size=32, seq_len=6, max_steps=60,
+                           progress=False).run()
+    assert result.targets["decoder"] == 1.0  # the decoder aims at 1 (REFERENCE section 3)
+    assert result.radii_after["decoder"] == pytest.approx(1.0, abs=0.1)
+    for name, st in result.status.items():
+        assert st["reached"] == (abs(result.radii_after[name] - st["target"]) <= 0.1), name
+        assert st["reached"] or st["why"], name
+    assert result.status["layer0.time"]["floor"] is not None  # GRU update gate
+    assert result.status["layer1.time"]["floor"] is None  # a plain RNN cell has none
 
 
 def test_lru_stack_converges_and_rescales_lam_in_magnitude():
     torch.manual_seed(0)
     stack = nn.Sequential(LRU(4, 8, r_min=0.8, r_max=0.99), nn.GELU(), LRU(4, 8))
     phase0 = stack[0].lam.detach().angle()
-    result = LSCPretrainer(stack, batch_size=16, seq_len=6, progress=False).run()
+    result = LSCPretrainer(stack, batch_size=16, seq_len=6, grad_step=False,
+                           progress=False).run()
     assert result.converged, result.reason
     for name, r in result.radii_after.items():
         assert r == pytest.approx(0.5, abs=0.05), name
@@ -151,11 +171,17 @@ def test_gradient_step_uses_one_persistent_optimiser():
     net = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
     pre = LSCPretrainer(net, grad_step=True, max_steps=4, tolerance=1e-9, batch_size=8,
                         progress=False)
-    assert isinstance(pre.optimizer, AdaBelief)
+    from torch_optimizer import Lookahead
+
+    assert isinstance(pre.optimizer, Lookahead)  # the reference's AdaBelief inside Lookahead
+    assert isinstance(pre.optimizer.optimizer, AdaBelief)
+    assert pre.optimizer.optimizer.defaults["lr"] == pytest.approx(7.2e-3)
+    assert (pre.optimizer.k, pre.optimizer.alpha) == (6, 0.5)
     result = pre.run()
     assert result.steps == 4
-    state = pre.optimizer.state[net[0].weight]
+    state = pre.optimizer.optimizer.state[net[0].weight]
     assert state["step"] == 4  # the same optimiser stepped every time
+    assert "slow_param" in pre.optimizer.state[net[0].weight]
     assert all(h["loss"] >= 0 for h in result.history)
 
 
@@ -178,7 +204,7 @@ def test_user_batches_dataloader_and_protocol_model():
     model = Scaled()
     result = LSCPretrainer(model, torch.randn(4, 3), target=0.7, progress=False).run()
     assert result.converged
-    assert result.radii_after["mine"] == pytest.approx(0.7, abs=1e-6)
+    assert result.radii_after["mine"] == pytest.approx(0.7, abs=0.02)
 
 
 def test_errors_say_what_to_provide():
