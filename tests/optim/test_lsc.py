@@ -248,3 +248,122 @@ def test_runs_on_the_model_device_and_dtype(device):
     assert result.steps == 3
     assert all(p.device.type == device.type and p.dtype == torch.float64
                for p in rnn.parameters())
+
+
+_NAN_SCRIPT = """
+import torch, sys
+from torch import nn
+from optim import LSCPretrainer
+torch.manual_seed(0)
+lstm = nn.LSTM(4, 200, num_layers=2, batch_first=True)
+with torch.no_grad():
+    lstm.weight_hh_l1[3, 5] = float("nan")
+try:
+    LSCPretrainer(lstm, batch_size=4, seq_len=3, max_steps=2, progress=False).run()
+except FloatingPointError as e:
+    print("ERROR:", e)
+    sys.exit(0)
+sys.exit(3)
+"""
+
+
+def test_nan_weight_raises_a_named_error_in_a_subprocess():
+    """A NaN weight must raise (naming it), never reach LAPACK (MKL's eigvals can crash)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", _NAN_SCRIPT], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "weight_hh_l1" in proc.stdout
+
+
+def test_non_finite_states_and_jacobians_name_the_transition():
+    from diagnostics import spectral_radius
+
+    with pytest.raises(FloatingPointError, match="point of"):
+        spectral_radius(lambda s: s, torch.full((2, 3), float("nan")))
+    with pytest.raises(FloatingPointError, match="output of transition 'x'"):
+        spectral_radius(lambda s: s * float("inf"), torch.ones(2, 3), name="transition 'x'")
+    rnn = nn.GRU(3, 4, batch_first=True)
+    with pytest.raises(ValueError, match="NaN"):
+        transition_radii(rnn, torch.full((2, 5, 3), float("nan")))
+    with torch.no_grad():
+        rnn.weight_ih_l0[0, 0] = float("nan")  # transition_radii alone: caught at the states
+    with pytest.raises(FloatingPointError, match="state of layer 0"):
+        transition_radii(rnn, torch.ones(2, 5, 3))
+    with pytest.raises(FloatingPointError, match="weight_ih_l0"):
+        LSCPretrainer(rnn, torch.ones(2, 5, 3), progress=False).run()
+    with pytest.raises(FloatingPointError, match="input batch"):
+        LSCPretrainer(nn.GRU(3, 4, batch_first=True), torch.full((2, 5, 3), float("inf")),
+                      progress=False).run()
+
+
+def test_shuffle_permutes_2d_kernels_only_and_is_switchable():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 5, num_layers=2, batch_first=True)
+    biases = {n: p.detach().clone() for n, p in lstm.named_parameters() if "bias" in n}
+    w0 = lstm.weight_hh_l0.detach().clone()
+    pre = LSCPretrainer(lstm, batch_size=4, seq_len=4, max_steps=6, shuffle_every=1,
+                        grad_step=False, progress=False)
+    pre.run(num_steps=1)
+    for n, b in biases.items():
+        torch.testing.assert_close(getattr(lstm, n), b)  # never rescaled, never shuffled
+    w1 = lstm.weight_hh_l0.detach()
+    vals0, vals1 = w0.flatten().sort().values, w1.flatten().sort().values
+    ratio = (vals1 / vals0)[vals0.abs() > 1e-3]
+    torch.testing.assert_close(ratio, ratio[0].expand_as(ratio))  # a scaled permutation
+    assert not torch.allclose(w1 / ratio[0], w0)
+    off = LSCPretrainer(copy.deepcopy(lstm), max_steps=3, shuffle=0, grad_step=False,
+                        progress=False)
+    assert off.shuffle == 0
+    with pytest.raises(ValueError, match="probability"):
+        LSCPretrainer(lstm, shuffle=2.0)
+
+
+def test_data_keyword_and_gate_bias_shift_opt_in():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 5, num_layers=2, batch_first=True)
+    data = [torch.randn(4, 6, 3) for _ in range(2)]
+    pre = LSCPretrainer(lstm, data=data, max_steps=1, progress=False)
+    assert pre.inputs is data
+    with pytest.raises(ValueError, match="not both"):
+        LSCPretrainer(lstm, data[0], data=data)
+    from diagnostics import model_transitions
+
+    plain = model_transitions(lstm, data[0])
+    shifted = model_transitions(lstm, data[0], gate_bias_shift=True)
+    assert all(d.mode == "scale" for t in plain for d in t.drivers)
+    assert any(d.mode == "shift" for t in shifted for d in t.drivers)
+    assert all(t.floor is None for t in shifted)  # the shift removes the floor
+
+
+def test_lstm_floor_is_the_largest_forget_gate_at_zero_recurrent_kernel():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 6, num_layers=1, batch_first=True).double()
+    x = torch.randn(5, 4, 3, dtype=torch.float64)
+    from diagnostics import model_transitions, spectral_radius
+
+    t = model_transitions(lstm, x)[0]
+    floor = t.floor(t.point, *t.context)
+    with torch.no_grad():
+        lstm.weight_hh_l0.zero_()
+    radius = spectral_radius(t.fn, t.point, t.context, method="exact")
+    torch.testing.assert_close(floor, radius)
+
+
+def test_saturation_warning_when_pretraining_saturates():
+    torch.manual_seed(0)
+    stack = nn.Sequential(nn.Linear(3, 8), nn.GRUCell(8, 8), nn.Tanh(), nn.RNNCell(8, 8),
+                          nn.Linear(8, 2))
+    with pytest.warns(RuntimeWarning) as record:
+        result = LSCPretrainer(stack, batch_size=32, seq_len=6, max_steps=60,
+                               progress=False).run()
+    sat_b, sat_a = result.saturation_before["all"], result.saturation_after["all"]
+    saturated = sat_a > 0.1 and sat_a > sat_b + 0.05
+    assert saturated == any("saturated" in str(w.message) for w in record)
+    assert 0 <= sat_b <= 1 and 0 <= sat_a <= 1
