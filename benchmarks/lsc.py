@@ -75,11 +75,14 @@ def main() -> None:
         prof.runcall(pre._one_step, 0.05)
         pstats.Stats(prof).sort_stats("tottime").print_stats(12)
     gen = torch.Generator
-    r_mf = transition_radii(lstm, x, method="matrix_free", generator=gen().manual_seed(1))
     r_ex = transition_radii(lstm, x, method="exact", max_exact=10**9,
                             generator=gen().manual_seed(1))
-    worst = max(abs(r_mf[k] - r_ex[k]) / r_ex[k] for k in r_ex)
-    print(f"largest relative difference matrix-free vs exact mean radius: {worst:.2e}")
+    for label, kw in (("transition_radii defaults", {}),
+                      ("pre-trainer's single pass", {"max_restarts": 1})):
+        r_mf = transition_radii(lstm, x, method="matrix_free", generator=gen().manual_seed(1),
+                                **kw)
+        worst = max(abs(r_mf[k] - r_ex[k]) / r_ex[k] for k in r_ex)
+        print(f"largest relative difference of the mean radius vs exact, {label}: {worst:.2e}")
 
 
 if __name__ == "__main__":
