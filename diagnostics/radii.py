@@ -16,9 +16,11 @@ Two paths compute $\rho(M_b)$, with the same value:
 
 * ``"exact"``: the per-sample Jacobians by forward mode (``torch.func.jvp`` on the $k$ unit
   tangents, batched as replicated rows) and ``torch.linalg.eigvals``;
-* ``"matrix_free"``: a restarted Arnoldi iteration on Jacobian-vector products
-  (``torch.func.jvp``), batched over the samples, which never forms $M_b$. The radius is the
-  largest Ritz value modulus of the converged Krylov basis $Q_b$; with gradients enabled it is
+* ``"matrix_free"``: a restarted Arnoldi iteration on $M_b^\top$ (the same spectrum),
+  batched over the samples, which never forms $M_b$: each product $M_b^\top v_b$ is a
+  backward pass through one graph of the transition built per call. The radius is the
+  largest Ritz value modulus of the Krylov basis $Q_b$ (Krylov dimension 32, at most 4
+  restarts, relative residual $10^{-2}$ by default); with gradients enabled it is
   recomputed as $\rho(Q_b^\top M_b Q_b)$ from JVPs so that it can be differentiated.
 
 ``"auto"`` picks the exact path when $k \le$ ``max_exact``.
