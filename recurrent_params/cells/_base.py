@@ -8,7 +8,9 @@ import torch
 
 from recurrent_params.complex_safe import ComplexSafeModule
 
-__all__ = ["RecurrentCell", "ring_init"]
+__all__ = ["MODES", "RecurrentCell", "ring_init"]
+
+MODES = ("fft", "scan")  # how a linear time-invariant cell runs a sequence
 
 
 def ring_init(
@@ -49,6 +51,18 @@ class RecurrentCell(ComplexSafeModule):
     d_state: int
     d_output: int
     is_complex: bool
+
+    @property
+    def mode(self) -> str:
+        """``"fft"`` (causal convolution with the kernel, by FFT) or ``"scan"`` (the
+        recurrence): how ``forward`` runs a sequence; ``step`` always runs the recurrence."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"{self._name}: mode must be one of {MODES}, got {value!r}")
+        self._mode = value
 
     # reference tensor for the cell's device and real dtype
     def _reference(self) -> torch.Tensor:

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._conv import diagonal_conv
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
 from recurrent_params.parametrizations import RealImag
@@ -47,6 +48,16 @@ class DiagonalRNN(RecurrentCell):
     $E|B_{ij}|^2 = 1/d_{in}$, $E|C_{ij}|^2 = 1/N$, $D \sim N(0, 1/d_{in})$. The recurrence runs on
     :func:`~recurrent_params.linear_scan`. No check of $|\lambda| < 1$ is made in ``forward``.
 
+    Sequence mode: ``mode="scan"`` (default) runs the recurrence on the scan, $O(B L N)$;
+    ``mode="fft"`` computes the same outputs as the causal convolution of $x$ with the kernel
+    $K_k = \mathrm{Re}(C\,\mathrm{diag}(\gamma \odot \lambda^k) B)$ by FFT (zero padding to
+    $2L$), $O(B L \log L\,(d_{in} + d_{out}) + B L\, d_{in} d_{out} + L N d_{in} d_{out})$
+    plus $O(B L N d_{in})$ matmuls for the last state (and an initial state's
+    $\mathrm{Re}(C \lambda^{t+1} h_0)$). It wins for few input/output channels and long
+    sequences, loses when $d_{in} d_{out}$ is large (see the
+    [benchmarks](../benchmarks.md)). Both take gradients through ``lam``'s parametrization and
+    $\gamma$; ``step`` runs the recurrence.
+
     Args:
         d_input: input features.
         d_state: number of eigenvalues $N$.
@@ -58,6 +69,7 @@ class DiagonalRNN(RecurrentCell):
         r_min: smallest initial $|\lambda|$.
         r_max: largest initial $|\lambda|$.
         max_phase: largest initial $\arg\lambda$.
+        mode: ``"scan"`` or ``"fft"`` for ``forward`` (settable later: ``cell.mode``).
 
     References:
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are
@@ -85,8 +97,10 @@ class DiagonalRNN(RecurrentCell):
         r_min: float = 0.0,
         r_max: float = 1.0,
         max_phase: float = 2 * math.pi,
+        mode: str = "scan",
     ):
         super().__init__()
+        self.mode = mode
         for name, v in (("d_input", d_input), ("d_state", d_state), ("d_output", d_output)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"DiagonalRNN: expected {name} a positive int, got {v!r}")
@@ -120,6 +134,9 @@ class DiagonalRNN(RecurrentCell):
 
     def _sequence(self, x, state):
         lam, B = self._effective()
+        if self.mode == "fft":
+            y, last = diagonal_conv(lam, B, self.C, x, state)  # (B, L, d_out), (B, N)
+            return y + x @ self.D.T, last
         h = linear_scan(lam, input_proj(x, B), state)  # (B, L, N)
         y = real_output(h, self.C) + x @ self.D.T  # (B, L, d_out)
         return y, h[:, -1]
@@ -133,4 +150,5 @@ class DiagonalRNN(RecurrentCell):
         return (
             super().extra_repr()
             + f", normalization={self.normalization!r}, r_min={self.r_min}, r_max={self.r_max}"
+            + f", mode={self.mode!r}"
         )

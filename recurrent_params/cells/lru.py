@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._conv import diagonal_conv
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
 from recurrent_params.parametrizations import ExpMag, RealImag
@@ -38,6 +39,15 @@ class LRU(RecurrentCell):
     $D \sim N(0, 1)$. The original also wraps the recurrence in an MLP/GLU block with
     normalisation and residual; this class is the recurrent layer alone.
 
+    Sequence mode: ``mode="scan"`` (default) runs the recurrence on the scan, $O(B L N)$;
+    ``mode="fft"`` convolves $x$ with the kernel
+    $K_k = \mathrm{Re}(C\,\mathrm{diag}(\gamma \odot \lambda^k) B)$ by FFT (zero padding to
+    $2L$), $O(B L \log L\, d + B L d^2 + L N d^2)$ with $d$ = ``d_model``: much faster for
+    one or a few channels and long sequences (the curse-of-memory teacher-student task,
+    ``d_model=1``), slower when ``d_model`` is large (see the
+    [benchmarks](../benchmarks.md)). Both agree to float precision, with gradients through
+    ``ExpMag`` and the learned $\gamma$; ``step`` runs the recurrence.
+
     Args:
         d_model: input and output features.
         d_state: number of complex eigenvalues $N$.
@@ -47,6 +57,7 @@ class LRU(RecurrentCell):
         parametrization: a parametrization module for ``lam``, ``"exp"`` (default:
             ``ExpMag(phase="exp")``) or ``None`` (plain complex ``lam``).
         normalization: ``"learned"`` (default), ``"iid"``, ``"l1"``, ``"none"`` or ``None``.
+        mode: ``"scan"`` or ``"fft"`` for ``forward`` (settable later: ``cell.mode``).
 
     References:
         Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
@@ -75,8 +86,10 @@ class LRU(RecurrentCell):
         max_phase: float = 2 * math.pi,
         parametrization: nn.Module | str | None = "exp",
         normalization: str | None = "learned",
+        mode: str = "scan",
     ):
         super().__init__()
+        self.mode = mode
         for name, v in (("d_model", d_model), ("d_state", d_state)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"LRU: expected {name} a positive int, got {v!r}")
@@ -110,6 +123,9 @@ class LRU(RecurrentCell):
         return norms[-1].gamma(self.lam) if norms else None
 
     def _sequence(self, x, state):
+        if self.mode == "fft":
+            y, last = diagonal_conv(self.lam, self.B, self.C, x, state)  # (B, L, H), (B, N)
+            return y + self.D * x, last
         h = linear_scan(self.lam, input_proj(x, self.B), state)  # (B, L, N)
         return real_output(h, self.C) + self.D * x, h[:, -1]
 
@@ -121,5 +137,5 @@ class LRU(RecurrentCell):
         return (
             f"d_model={self.d_model}, d_state={self.d_state}, r_min={self.r_min}, "
             f"r_max={self.r_max}, max_phase={self.max_phase:.4g}, "
-            f"normalization={self.normalization!r}"
+            f"normalization={self.normalization!r}, mode={self.mode!r}"
         )

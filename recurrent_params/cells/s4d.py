@@ -9,13 +9,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell
+from recurrent_params.cells._conv import causal_conv
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
 
 __all__ = ["S4D"]
 
 _INITS = ("lin", "inv")
-_MODES = ("fft", "scan")
 
 
 class _ZOHEigenvalues(nn.Module):
@@ -68,7 +68,7 @@ class S4D(RecurrentCell):
     convolution and step modes do not); an initial state enters the FFT mode through the
     closed form $2\,\mathrm{Re}\sum_n C_n \lambda_n^{t+1} h_{0,n}$.
 
-    ``lam`` (the discrete eigenvalues, flattened channel-major to ``(d_model * d_state,)``,
+    ``lam`` (the discrete eigenvalues, flattened channel-major to ``(d_model * n_modes,)``,
     matching the state) is a parametrized tensor: its originals are ``log_A_real`` and
     ``A_imag`` under ``parametrizations.lam``, and $\Delta$ comes from the parameter
     ``log_dt``; ``assign_(cell, "lam", value)`` keeps $\Delta$ and sets
@@ -84,14 +84,18 @@ class S4D(RecurrentCell):
     $\log\Delta \sim U[\log \Delta_{min}, \log \Delta_{max}]$; $C \sim \mathcal{CN}(0, 1)$;
     $D \sim N(0, 1)$.
 
+    Sizes: ``n_modes`` ($N$, the argument and the attribute) counts the complex modes of one
+    channel; ``d_state`` (an attribute, as on every cell) is the size of the whole state,
+    $H N$ = ``d_model * n_modes``.
+
     Args:
         d_model: channels $H$ (input and output features).
-        d_state: complex modes $N$ per channel; the cell's state has ``d_model * d_state``
-            entries, and the attribute ``d_state`` is that total (``n_modes`` is $N$).
+        n_modes: complex modes $N$ per channel (the state has ``d_model * n_modes`` entries,
+            read as ``cell.d_state``).
         init: ``"lin"`` or ``"inv"``.
         dt_min: smallest initial step.
         dt_max: largest initial step.
-        mode: ``"fft"`` or ``"scan"`` for ``forward``.
+        mode: ``"fft"`` or ``"scan"`` for ``forward`` (settable later: ``cell.mode``).
         parametrization: ``"zoh"`` (default) or ``None`` (plain ``lam``).
 
     References:
@@ -100,7 +104,9 @@ class S4D(RecurrentCell):
 
     Example:
         >>> import torch
-        >>> cell = S4D(d_model=2, d_state=4).double()
+        >>> cell = S4D(d_model=2, n_modes=4).double()
+        >>> cell.n_modes, cell.d_state
+        (4, 8)
         >>> dt = cell.log_dt.exp()[:, None]
         >>> A = torch.complex(torch.full((2, 4), -0.5), torch.pi * torch.arange(4.0))
         >>> torch.allclose(cell.lam, torch.exp(dt * A.to(torch.complex128)).reshape(-1))  # S4D-Lin
@@ -116,7 +122,7 @@ class S4D(RecurrentCell):
     def __init__(
         self,
         d_model: int,
-        d_state: int = 64,
+        n_modes: int = 64,
         *,
         init: str = "lin",
         dt_min: float = 1e-3,
@@ -125,7 +131,7 @@ class S4D(RecurrentCell):
         parametrization: str | None = "zoh",
     ):
         super().__init__()
-        for name, v in (("d_model", d_model), ("d_state", d_state)):
+        for name, v in (("d_model", d_model), ("n_modes", n_modes)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"S4D: expected {name} a positive int, got {v!r}")
         if init not in _INITS:
@@ -136,11 +142,11 @@ class S4D(RecurrentCell):
             raise ValueError(f"S4D: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         self.mode = mode
         self.d_model = self.d_input = self.d_output = d_model
-        self.n_modes = d_state
-        self.d_state = d_model * d_state
+        self.n_modes = n_modes
+        self.d_state = d_model * n_modes
         self.is_complex = True
         self.init = init
-        H, N = d_model, d_state
+        H, N = d_model, n_modes
         n = torch.arange(N, dtype=torch.float64)
         if init == "lin":
             A_imag = math.pi * n
@@ -162,17 +168,6 @@ class S4D(RecurrentCell):
             with torch.no_grad():  # exact init values (right_inverse would wrap the phase)
                 self.parametrizations.lam.original0.copy_(log_A_real)
                 self.parametrizations.lam.original1.copy_(A_imag)
-
-    @property
-    def mode(self) -> str:
-        """``"fft"`` or ``"scan"``: how ``forward`` runs a sequence."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in _MODES:
-            raise ValueError(f"S4D: mode must be one of {_MODES}, got {value!r}")
-        self._mode = value
 
     def _zoh(self) -> _ZOHEigenvalues | None:
         if not parametrize.is_parametrized(self, "lam"):
@@ -218,11 +213,7 @@ class S4D(RecurrentCell):
             y = 2 * (hv.real * C.real - hv.imag * C.imag).sum(-1) + self.D * x  # (B, L, H)
             return y, h[:, -1]
         K = 2 * _power_sum(C * dB, lam, L).real  # (H, L)
-        n = 2 * L
-        y = torch.fft.irfft(
-            torch.fft.rfft(x, n=n, dim=1) * torch.fft.rfft(K.T, n=n, dim=0), n=n, dim=1
-        )[:, :L]  # (B, L, H)
-        y = y + self.D * x
+        y = causal_conv(x, K.T) + self.D * x  # (B, L, H), depthwise
         # state after the last step: lam^L h0 + dB * sum_r lam^r x_{L-1-r}
         xr = x.flip(1).transpose(1, 2).to(lam.dtype)  # (B, H, L)
         last = dB * _power_sum_input(lam, xr)  # (B, H, N)

@@ -64,6 +64,13 @@ CELLS = {
     "diag-expmag-iid": (_diag_expmag, _diag_ref),
     "lru": (lambda: LRU(D_IN, N, r_min=0.5, r_max=0.99), _diag_ref),
     "lru-plain": (lambda: LRU(D_IN, N, parametrization=None, normalization=None), _diag_ref),
+    "dense-fft": (lambda: DenseRNN(D_IN, N, D_OUT, mode="fft"), _dense_ref),
+    "diag-complex-fft": (
+        lambda: DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, normalization="learned", mode="fft"),
+        _diag_ref,
+    ),
+    "diag-real-fft": (lambda: DiagonalRNN(D_IN, N, D_OUT, complex=False, mode="fft"), _diag_ref),
+    "lru-fft": (lambda: LRU(D_IN, N, r_min=0.5, r_max=0.99, mode="fft"), _diag_ref),
     "s4d-lin-fft": (lambda: S4D(D_IN, 4), _s4d_ref),
     "s4d-inv-scan": (lambda: S4D(D_IN, 4, init="inv", mode="scan"), _s4d_ref),
     "s4d-plain": (lambda: S4D(D_IN, 4, parametrization=None), _s4d_ref),

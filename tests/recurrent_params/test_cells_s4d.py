@@ -100,6 +100,17 @@ def test_log_dt_gradient_is_finite_and_matches_the_scan():
     torch.testing.assert_close(g_fft, g_scan, rtol=1e-9, atol=1e-11)
 
 
+def test_n_modes_is_per_channel_and_d_state_is_the_whole_state():
+    cell = S4D(3, n_modes=5)
+    assert (cell.n_modes, cell.d_state) == (5, 15)
+    assert cell.lam.shape == (15,) and cell.initial_state(2).shape == (2, 15)
+    assert "n_modes=5, d_state=15" in repr(cell)
+    with pytest.raises(TypeError, match="d_state"):
+        S4D(3, d_state=5)  # renamed: d_state is the total, not a constructor argument
+    with pytest.raises(ValueError, match="expected n_modes a positive int"):
+        S4D(3, 0)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="init must be one of"):
         S4D(2, 4, init="legs")
