@@ -298,9 +298,10 @@ def train_stack(
     every = max(1, steps // 50)
     check_disk = _can_leave_disk(name)
     for step in tqdm(range(steps), disable=None if progress else True, desc=name, leave=False):
-        data = [teacher_data(teacher, batch_size, length, generator=g) for g in gens]
-        x = torch.stack([d[0] for d in data])[index]  # (S, B, T, 1)
-        y = torch.stack([d[1] for d in data])[index]
+        xs = torch.stack([torch.randn(batch_size, length, 1, dtype=teacher.dtype, generator=g)
+                          for g in gens]).to(teacher.A.device)  # (seeds, B, T, 1)
+        ys = teacher(xs.flatten(0, 1)).reshape(xs.shape)  # one teacher call for every seed
+        x, y = xs[index], ys[index]  # (S, B, T, 1)
         losses = trainer.call(lambda m, a, b: half_mse(m(a)[0], b), x, y, in_dims=(0, 0))
         grads = torch.autograd.grad(losses.sum(), list(trainer.params.values()),
                                     allow_unused=True)
