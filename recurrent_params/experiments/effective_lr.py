@@ -20,7 +20,12 @@ from tqdm.auto import tqdm
 from diagnostics import effective_learning_rates
 from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments.teacher import make_teacher, teacher_data
-from recurrent_params.experiments.teacher_student import STUDENTS, _set_mode, half_mse
+from recurrent_params.experiments.teacher_student import (
+    DEFAULT_MODE,
+    STUDENTS,
+    _set_mode,
+    half_mse,
+)
 
 HELP = (
     "Effective learning rates of Adam per parameter (arXiv 2405.21064, Fig. 5): dense RNN, "
@@ -70,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None,
                         help="students (default: all three)")
     parser.add_argument("--mode", default=None,
-                        help="sequence mode set on every student cell (default: the cells')")
+                        help=f"sequence mode set on every student cell (scan or fft; default "
+                        f"{DEFAULT_MODE})")
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -84,7 +90,8 @@ def _settings(args: argparse.Namespace) -> dict:
         raise ValueError(f"--nu0 must lie in [0, 1), got {out['nu0']}")
     if args.d_state < 10:
         raise ValueError("--d-state must be at least the teacher's 10 hidden units")
-    out.update(models=args.models or list(MODELS), d_state=args.d_state, mode=args.mode)
+    out.update(models=args.models or list(MODELS), d_state=args.d_state,
+               mode=args.mode if args.mode is not None else DEFAULT_MODE)
     return out
 
 
