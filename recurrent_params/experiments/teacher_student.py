@@ -200,6 +200,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out sequences for the test loss")
     parser.add_argument("--stack", type=int, default=25,
                         help="at most this many models trained side by side in one computation")
+    parser.add_argument("--log-every", type=int, default=0,
+                        help="print the losses every that many steps (0: never)")
     parser.add_argument("--mode", default=None,
                         help=f"sequence mode set on every student cell (scan or fft; default "
                         f"{DEFAULT_MODE})")
@@ -270,6 +272,7 @@ def train_stack(
     mode: str | None = None,
     base_seed: int = 0,
     progress: bool = False,
+    log_every: int = 0,
 ) -> list[dict]:
     r"""Train ``len(seeds) x len(lrs)`` copies of student ``name`` side by side.
 
@@ -277,7 +280,8 @@ def train_stack(
     (fresh ``x ~ N(0, 1)`` each step, the same for every lr). Adam (0.9, 0.999, 1e-8) with a
     cosine decay from the peak lr to 1e-7 over ``steps``. A run diverges when its loss is not
     finite or (Polar and real/imaginary students) an eigenvalue leaves the unit disk; it is
-    then frozen and reported with ``diverged_at``.
+    then frozen and reported with ``diverged_at``. ``log_every > 0`` prints, every that many
+    steps, the seed-mean loss per lr (for long runs in the background).
 
     Returns:
         One dict per run: ``lr``, ``seed``, ``train_loss`` (mean of the last
@@ -328,6 +332,13 @@ def train_stack(
             diverged_at[i] = step
         if step >= steps - last:
             tail += losses.cpu().double()
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            by_lr = {lr: [] for lr in lrs}
+            for (_, lr), v in zip(pairs, losses.tolist()):
+                by_lr[lr].append(v)
+            text = ", ".join(f"{lr:g}: {sum(v) / len(v):.3g}" for lr, v in by_lr.items())
+            print(f"  {name} step {step}: mean batch loss by lr {{{text}}}; diverged "
+                  f"{sum(d is not None for d in diverged_at)}/{n}", flush=True)
         if step % every == 0 or step == steps - 1:
             for i, v in enumerate(losses.tolist()):
                 curves[i].append(v if diverged_at[i] is None else math.inf)
@@ -415,7 +426,8 @@ def run(args: argparse.Namespace) -> dict:
                                     steps=s["steps"], batch_size=s["batch_size"],
                                     length=s["length"], nu0=nu0, d_state=s["d_state"],
                                     test_size=s["test_size"], mode=s["mode"],
-                                    base_seed=args.seed, progress=progress)
+                                    base_seed=args.seed, progress=progress,
+                                    log_every=args.log_every)
             timings[f"{nu0}/{name}"] = time.perf_counter() - t0
             if progress:
                 print(f"  nu0 {nu0} {name}: {timings[f'{nu0}/{name}']:.0f} s")

@@ -92,8 +92,9 @@ def test_command_line_writes_the_table(tmp_path, capsys):
     code = main(["teacher-student", "--nu0", "0.5", "--students", "dense", "lru", "--lrs", "0.01",
                  "0.001", "--steps", "10", "--length", "10", "--batch-size", "4", "--d-state",
                  "12", "--seeds", "2", "--test-size", "8", "--out", str(tmp_path),
-                 "--no-progress", "--threads", "1"])
+                 "--no-progress", "--threads", "1", "--log-every", "5"])
     assert code == 0
+    assert "dense step 5: mean batch loss by lr" in capsys.readouterr().out
     header = (tmp_path / "teacher_student.csv").read_text().splitlines()[0]
     assert header.startswith("nu0,dense,dense_sem,dense_test,dense_lr,dense_diverged,lru,")
     assert (tmp_path / "teacher_student.png").exists()
