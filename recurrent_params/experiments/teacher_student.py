@@ -27,6 +27,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -200,6 +201,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out sequences for the test loss")
     parser.add_argument("--stack", type=int, default=25,
                         help="at most this many models trained side by side in one computation")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="rebuild table and figure from saved teacher-student.json files "
+                        "(pooled; no training)")
     parser.add_argument("--log-every", type=int, default=0,
                         help="print the losses every that many steps (0: never)")
     parser.add_argument("--mode", default=None,
@@ -404,6 +408,8 @@ def best_lr(runs: list[dict]) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Sweep nu0 x students (x lrs x seeds, side by side); print, save and plot the table."""
+    if args.from_json:
+        return _from_json(args)
     s = _settings(args)
     progress = not args.no_progress
     n_runs = len(s["nu0"]) * sum(len(s["lrs"][n]) for n in s["students"]) * s["seeds"]
@@ -433,7 +439,39 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"  nu0 {nu0} {name}: {timings[f'{nu0}/{name}']:.0f} s")
             results += [dict(r, nu0=nu0, student=name) for r in runs]
     seconds = time.perf_counter() - start
+    return _report(s, results, seconds, timings, n_runs, args)
 
+
+def _from_json(args: argparse.Namespace) -> dict:
+    """Rebuild the table and figure from saved ``teacher-student.json`` files (no training).
+
+    The files' runs are pooled (e.g. one file per student, trained in separate processes).
+    """
+    import json
+
+    results, timings, seconds, settings = [], {}, 0.0, None
+    for path in args.from_json:
+        data = json.loads(Path(path).read_text())
+        results += data["runs"]
+        timings.update(data.get("seconds_per_student", {}))
+        seconds += data.get("seconds", 0.0)
+        s = data["settings"]
+        if settings is None:
+            settings = dict(s, students=list(s["students"]), nu0=list(s["nu0"]),
+                            lrs=dict(s["lrs"]))
+        else:
+            settings["students"] += [n for n in s["students"] if n not in settings["students"]]
+            settings["nu0"] += [v for v in s["nu0"] if v not in settings["nu0"]]
+            settings["lrs"].update(s["lrs"])
+    settings["nu0"] = sorted(settings["nu0"])
+    for r in results:
+        r["curve"] = [math.inf if v is None else v for v in r["curve"]]
+    print(f"teacher-student: {len(results)} runs read from {len(args.from_json)} file(s)")
+    return _report(settings, results, seconds, timings, len(results), args)
+
+
+def _report(s: dict, results: list[dict], seconds: float, timings: dict, n_runs: int,
+            args: argparse.Namespace) -> dict:
     table, best = [], {}
     for nu0 in s["nu0"]:
         row: dict = {"nu0": nu0}
@@ -453,7 +491,7 @@ def run(args: argparse.Namespace) -> dict:
     for key, b in best.items():
         if b["all_lrs_diverged"]:
             print(f"warning: {key}: every lr had a diverged seed; mean over finite seeds shown")
-    print(f"\n{n_runs} runs in {seconds:.0f} s.")
+    print(f"\n{n_runs} runs in {seconds:.0f} s (training, summed over processes).")
     plot_path = args.plot or (args.out / "teacher_student.png" if args.out else None)
     if plot_path is not None:
         plot(table, s["students"], plot_path)

@@ -100,5 +100,11 @@ def test_command_line_writes_the_table(tmp_path, capsys):
     assert (tmp_path / "teacher_student.png").exists()
     result = json.loads((tmp_path / "teacher-student.json").read_text())
     assert len(result["runs"]) == 2 * 2 * 2
+    # rebuilding from the saved JSON gives the same table without training
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["teacher-student", "--from-json", str(tmp_path / "teacher-student.json"),
+                 "--out", str(rebuilt), "--no-progress"]) == 0
+    assert (rebuilt / "teacher_student.csv").read_text() == \
+        (tmp_path / "teacher_student.csv").read_text()
     assert main(["teacher-student", "--nu0", "1.0"]) == 1
     assert "[0, 1)" in capsys.readouterr().err
