@@ -44,7 +44,7 @@ DEFAULT_PYHESSIAN = "/tmp/benchvenv-diag/bin/python"
 
 def _problem(d_state: int, batch: int, length: int, device: str = "cpu"):
     from recurrent_params import DenseRNN
-    from recurrent_params.experiments._teacher import load_teacher, make_teacher, teacher_data
+    from recurrent_params.experiments.teacher import load_teacher, make_teacher, teacher_data
 
     teacher = make_teacher(0.9, d_state, seed=0)
     x, y = teacher_data(teacher, batch, length, seed=1)

@@ -8,6 +8,7 @@ References:
 from optim.adabelief import AdaBelief
 from optim.complex_safe import ComplexSafeOptimizer
 from optim.lsc import LSCPretrainer, LSCResult
+from optim.stacked import StackedTrainer, cosine_lr
 
 __all__ = [
     # LSC pre-training
@@ -16,4 +17,7 @@ __all__ = [
     # Complex-safe optimisers
     "AdaBelief",
     "ComplexSafeOptimizer",
+    # Many models side by side
+    "StackedTrainer",
+    "cosine_lr",
 ]

@@ -24,6 +24,7 @@ import torch
 EXPERIMENTS: dict[str, str] = {
     "memory": "memory",
     "teacher-student": "teacher_student",
+    "effective-lr": "effective_lr",
     "hessian": "hessian",
     "lsc": "lsc",
     "demo": "demo",

@@ -99,6 +99,16 @@ def diagonal_conv(
     return y, last
 
 
+def _left_matmul(P: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """``P @ S`` for a matrix ``P (N, N)`` and ``S (N, N)`` or a stack ``S (m, N, d)``, the stack
+    as one ``(N, N) @ (N, m d)`` product (``torch.matmul`` would broadcast ``P`` to ``m``
+    copies and run ``m`` small products: 10x slower under ``vmap``)."""
+    if S.dim() == 2:
+        return P @ S
+    m, n, d = S.shape
+    return (P @ S.transpose(0, 1).reshape(n, m * d)).reshape(n, m, d).transpose(0, 1)
+
+
 def dense_conv(
     A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, x: torch.Tensor, h0: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +121,7 @@ def dense_conv(
     """
     Bsz, L, d_in = x.shape
     N = A.shape[0]
-    P = doubling_powers(B, A, L, torch.matmul)  # (L, N, d_in): A^k B
+    P = doubling_powers(B, A, L, _left_matmul)  # (L, N, d_in): A^k B
     K = C @ P  # (L, d_out, d_in)
     y = causal_conv(x, K)  # (B, L, d_out)
     Pr = P.flip(0).permute(1, 0, 2).reshape(N, L * d_in)  # (N, L d_in): A^(L-1-j) B

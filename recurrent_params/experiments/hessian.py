@@ -77,7 +77,7 @@ def run(args) -> dict:
 
 def _run(args) -> dict:
     from diagnostics import HessianOperator, hessian_diagonality
-    from recurrent_params.experiments._teacher import load_teacher, make_teacher, teacher_data
+    from recurrent_params.experiments.teacher import load_teacher, make_teacher, teacher_data
 
     length = args.length or (100 if args.quick else 300)
     batch = args.batch_size or (32 if args.quick else 64)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag
-from recurrent_params.experiments._teacher import load_teacher, make_teacher, teacher_data
+from recurrent_params.experiments.teacher import load_teacher, make_teacher, teacher_data
 
 DT = torch.float64
 
@@ -15,7 +15,7 @@ def _loop(teacher, x):
     ys = []
     for t in range(x.shape[1]):
         h = h @ teacher.A.T + x[:, t] @ teacher.B.T
-        ys.append(h @ teacher.C.T)
+        ys.append(h @ teacher.C.T + x[:, t] @ teacher.D.T)
     return torch.stack(ys, 1)
 
 
@@ -33,6 +33,9 @@ def test_teacher_eigenvalues_and_outputs():
     a0 = torch.randn(10, 10, dtype=DT, generator=gen) / 10**0.5
     expected = 0.99 + 0.01 * torch.tanh(torch.linalg.eigvals(a0).abs())
     torch.testing.assert_close(torch.sort(lam.abs()).values, torch.sort(expected).values)
+    assert teacher.D.shape == (1, 1) and float(teacher.D.abs()) > 0
+    no_d = make_teacher(0.99, d_state=10, seed=3, feedthrough=False)
+    assert float(no_d.D.abs()) == 0 and torch.equal(no_d.A, teacher.A)
     with pytest.raises(ValueError, match="nu0"):
         make_teacher(1.0)
 

@@ -1,41 +1,87 @@
-"""The teacher-student experiment: training reduces the loss; divergence is recorded, not raised."""
+"""The teacher-student experiment: initialisations, training, divergence counting, the CLI."""
 
+import json
 import math
 
+import pytest
 import torch
 
-from recurrent_params import assign_
 from recurrent_params.cli import main
-from recurrent_params.experiments._teacher import make_teacher
-from recurrent_params.experiments.teacher_student import STUDENTS, half_mse, train_student
+from recurrent_params.experiments.teacher import make_teacher
+from recurrent_params.experiments.teacher_student import (
+    LR_GRIDS,
+    PRESETS,
+    STUDENTS,
+    best_lr,
+    half_mse,
+    train_stack,
+)
+
+TINY = dict(steps=30, batch_size=8, length=20, d_state=12, test_size=16)
 
 
-def test_every_bounded_student_learns_a_short_memory_teacher():
+def test_student_initialisations_follow_the_authors():
+    torch.manual_seed(0)
+    dense = STUDENTS["dense"](64, 0.99)
+    radius = float(torch.linalg.eigvals(dense.A.detach().double()).abs().max())
+    assert radius <= math.tanh(2.5) and radius > 0.5  # tanh-remapped, not given nu0
+    lru = STUDENTS["lru"](64, 0.99)
+    mags = lru.lam.abs()
+    assert bool(((mags >= 0.99 - 1e-6) & (mags <= 1)).all())  # the ring [nu0, 1]
+    gamma = lru.gamma()
+    torch.testing.assert_close(gamma, torch.sqrt(1 - mags**2), rtol=1e-2, atol=1e-4)  # float32
+    b_re = lru.parametrizations.B.original0
+    assert 0.08 < float(b_re.detach().std()) < 0.18  # N(0, 1/64) per part
+    assert 0.7 < float(lru.parametrizations.C.original0.detach().std()) < 1.3  # N(0, 1)
+    block = STUDENTS["block2"](8, 0.99)
+    a = block.A.detach()
+    assert float(a[0, 2:].abs().max()) == 0 and float(a[2:, :2].abs().max()) == 0
+    assert set(LR_GRIDS) == set(STUDENTS)
+
+
+@pytest.mark.parametrize("name", ["dense", "lru", "block2", "diag-exp-gamma"])
+def test_every_student_learns_a_short_memory_teacher(name):
     teacher = make_teacher(0.5, seed=0, dtype=torch.float32)
-    for name in ("dense", "diag-exp", "diag-exp-gamma", "lru"):
-        torch.manual_seed(0)
-        final, curve = train_student(STUDENTS[name](16), teacher, lr=1e-2, steps=60,
-                                     batch_size=32, length=20, seed=0)
-        assert math.isfinite(final), name
-        assert final < 0.5 * curve[0], f"{name}: {curve[0]:.3g} -> {final:.3g}"
+    lr = 1e-2
+    runs = train_stack(name, teacher, lrs=[lr], seeds=[0], nu0=0.5, **TINY)
+    (r,) = runs
+    assert r["diverged_at"] is None
+    assert r["train_loss"] < 0.5 * r["curve"][0], (name, r["curve"][0], r["train_loss"])
+    assert math.isfinite(r["test_loss"])
 
 
-def test_polar_students_either_learn_or_are_marked_diverged():
-    teacher = make_teacher(0.5, seed=0, dtype=torch.float32)
-    for name in ("diag-polar", "diag-polar-gamma"):
-        torch.manual_seed(0)
-        final, curve = train_student(STUDENTS[name](16), teacher, lr=1e-2, steps=30,
-                                     batch_size=32, length=20, seed=0)
-        assert final == math.inf or final < curve[0], name
-
-
-def test_polar_student_leaving_the_unit_disk_is_a_diverged_run():
+def test_polar_student_leaving_the_unit_disk_is_counted_as_diverged():
     teacher = make_teacher(0.99, seed=0, dtype=torch.float32)
-    student = STUDENTS["diag-polar-gamma"](16)
-    assign_(student, "lam", torch.full((16,), 0.9999 + 0j))
-    final, curve = train_student(student, teacher, lr=1.0, steps=20, batch_size=8, length=20,
-                                 seed=0)
-    assert final == math.inf and curve[-1] == math.inf
+    runs = train_stack("diag-polar", teacher, lrs=[3.0, 1e-4], seeds=[0], nu0=0.99, **TINY)
+    fast, slow = runs
+    assert fast["diverged_at"] is not None and fast["train_loss"] == math.inf
+    assert slow["diverged_at"] is None and math.isfinite(slow["train_loss"])
+    best = best_lr(runs)
+    assert best["lr"] == 1e-4 and best["diverged_total"] == 1 and best["runs_total"] == 2
+
+
+def test_best_lr_never_drops_diverged_seeds():
+    def r(lr, seed, loss):
+        return {"lr": lr, "seed": seed, "train_loss": loss, "test_loss": loss,
+                "diverged_at": None if math.isfinite(loss) else 5}
+
+    runs = [r(0.1, 0, 1e-6), r(0.1, 1, math.inf), r(0.01, 0, 1e-3), r(0.01, 1, 3e-3)]
+    best = best_lr(runs)
+    assert best["lr"] == 0.01 and best["diverged"] == 0 and best["diverged_total"] == 1
+    assert best["train"] == pytest.approx(2e-3)
+    assert best["train_sem"] == pytest.approx(1e-3)  # std/sqrt(n) = sqrt(2e-6)/sqrt(2)
+    every = best_lr([r(0.1, 0, 1e-6), r(0.1, 1, math.inf)])
+    assert every["all_lrs_diverged"] and every["diverged"] == 1 and every["train"] == 1e-6
+
+
+def test_presets_are_the_authors_protocol():
+    for name in ("paper", "headline", "ablation"):
+        p = PRESETS[name]
+        assert (p["steps"], p["length"], p["batch_size"]) == (10_000, 300, 128)
+    assert PRESETS["paper"]["seeds"] == 10 and len(PRESETS["paper"]["nu0"]) == 7
+    assert PRESETS["headline"]["nu0"] == [0.99] and PRESETS["headline"]["seeds"] == 3
+    assert LR_GRIDS["lru"] == [0.32, 0.1, 0.032, 0.01, 0.0032]
+    assert LR_GRIDS["dense"] == [3.2e-3, 1e-3, 3.2e-4, 1e-4, 3.2e-5]
 
 
 def test_half_mse():
@@ -44,10 +90,21 @@ def test_half_mse():
 
 def test_command_line_writes_the_table(tmp_path, capsys):
     code = main(["teacher-student", "--nu0", "0.5", "--students", "dense", "lru", "--lrs", "0.01",
-                 "--steps", "20", "--length", "10", "--batch-size", "8", "--d-state", "12",
-                 "--out", str(tmp_path), "--no-progress", "--threads", "1"])
+                 "0.001", "--steps", "10", "--length", "10", "--batch-size", "4", "--d-state",
+                 "12", "--seeds", "2", "--test-size", "8", "--out", str(tmp_path),
+                 "--no-progress", "--threads", "1", "--log-every", "5"])
     assert code == 0
-    assert (tmp_path / "teacher_student.csv").read_text().startswith("nu0,dense,lru")
+    assert "dense step 5: mean batch loss by lr" in capsys.readouterr().out
+    header = (tmp_path / "teacher_student.csv").read_text().splitlines()[0]
+    assert header.startswith("nu0,dense,dense_sem,dense_test,dense_lr,dense_diverged,lru,")
     assert (tmp_path / "teacher_student.png").exists()
+    result = json.loads((tmp_path / "teacher-student.json").read_text())
+    assert len(result["runs"]) == 2 * 2 * 2
+    # rebuilding from the saved JSON gives the same table without training
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["teacher-student", "--from-json", str(tmp_path / "teacher-student.json"),
+                 "--out", str(rebuilt), "--no-progress"]) == 0
+    assert (rebuilt / "teacher_student.csv").read_text() == \
+        (tmp_path / "teacher_student.csv").read_text()
     assert main(["teacher-student", "--nu0", "1.0"]) == 1
     assert "[0, 1)" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from diagnostics import (
 from recurrent_params import DenseRNN, DiagonalRNN, ExpMag
 
 # the teacher helper behind `recurrent-params hessian` and `teacher-student`
-from recurrent_params.experiments._teacher import load_teacher, make_teacher, teacher_data
+from recurrent_params.experiments.teacher import load_teacher, make_teacher, teacher_data
 
 torch.manual_seed(0)
 torch.set_num_threads(1)

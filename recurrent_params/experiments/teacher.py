@@ -1,17 +1,17 @@
 r"""The linear teacher RNN of the curse-of-memory experiments, and loading it into students.
 
 The teacher (Zucchet & Orvieto, arXiv 2405.21064, teacher-student task) is a real linear RNN
-$h_t = A h_{t-1} + B x_t$, $y_t = C h_t$ with 1-D input and output. $A$ starts as a Gaussian
+$h_t = A h_{t-1} + B x_t$, $y_t = C h_t + D x_t$ with 1-D input and output. $A$ starts as a Gaussian
 matrix; every eigenvalue $l$ of it is moved radially to magnitude
 $\nu_0 + (1 - \nu_0)\tanh(|l|)$ (so all magnitudes lie in $[\nu_0, 1)$) and $A$ is rebuilt
 from its eigenvectors. Conjugate pairs stay conjugate, so $A$ is real.
 
 Any student of this package can be set to the teacher's function exactly
-(:func:`load_teacher`): a :class:`~recurrent_params.DenseRNN` copies $(A, B, C)$; a complex
+(:func:`load_teacher`): a :class:`~recurrent_params.DenseRNN` copies $(A, B, C, D)$; a complex
 :class:`~recurrent_params.DiagonalRNN` or an :class:`~recurrent_params.LRU` receives the
 diagonalisation $A = P \Lambda P^{-1}$: $\lambda = \mathrm{eig}(A)$, $B' = P^{-1} B$,
-$C' = C P$, so that $\mathrm{Re}(C' h'_t) = C h_t$ (the imaginary part is zero up to rounding
-because eigenvalues and eigenvectors come in conjugate pairs). Parametrized tensors
+$C' = C P$, $D' = D$, so that $\mathrm{Re}(C' h'_t) = C h_t$ (the imaginary part is zero up
+to rounding because eigenvalues and eigenvectors come in conjugate pairs). Parametrized tensors
 (``ExpMag`` on ``lam``, ``InputNorm`` on ``B``) are set through
 :func:`~recurrent_params.assign_`. A student with more states than the teacher gets the
 teacher in its first ``d_state`` states and zero input and output weights elsewhere.
@@ -35,12 +35,14 @@ __all__ = ["Teacher", "load_teacher", "make_teacher", "teacher_data"]
 
 @dataclass
 class Teacher:
-    """A linear teacher RNN ``h_t = A h_{t-1} + B x_t``, ``y_t = C h_t`` (no feed-through).
+    """A linear teacher RNN ``h_t = A h_{t-1} + B x_t``, ``y_t = C h_t + D x_t``.
 
     Attributes:
         A: ``(N, N)`` real recurrent matrix.
         B: ``(N, 1)`` input weights.
         C: ``(1, N)`` output weights.
+        D: ``(1, 1)`` feed-through (``N(0, 1)`` as in the authors' code; zero with
+            ``make_teacher(..., feedthrough=False)``).
         nu0: the magnitude floor used to build ``A``.
         seed: the seed it was drawn with.
     """
@@ -48,6 +50,7 @@ class Teacher:
     A: torch.Tensor
     B: torch.Tensor
     C: torch.Tensor
+    D: torch.Tensor
     nu0: float
     seed: int
 
@@ -71,7 +74,7 @@ class Teacher:
         return torch.linalg.eigvals(self.A)
 
     def module(self) -> DenseRNN:
-        """The teacher as a :class:`~recurrent_params.DenseRNN` (with ``D = 0``)."""
+        """The teacher as a :class:`~recurrent_params.DenseRNN`."""
         rnn = DenseRNN(1, self.d_state, 1).to(dtype=self.dtype, device=self.A.device)
         load_teacher(rnn, self)
         return rnn
@@ -89,6 +92,7 @@ def make_teacher(
     d_state: int = 10,
     *,
     seed: int = 0,
+    feedthrough: bool = True,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> Teacher:
@@ -96,12 +100,14 @@ def make_teacher(
 
     $A_0$ has i.i.d. $N(0, 1/N)$ entries; each eigenvalue $l$ of $A_0$ becomes
     $(\nu_0 + (1 - \nu_0)\tanh|l|)\, l/|l|$ and $A = \mathrm{Re}(P \Lambda' P^{-1})$. $B$ and
-    $C$ have i.i.d. $N(0, 1)$ and $N(0, 1/N)$ entries.
+    $C$ have i.i.d. $N(0, 1)$ and $N(0, 1/N)$ entries, the feed-through $D \sim N(0, 1)$
+    (drawn after $C$, so $A, B, C$ do not depend on ``feedthrough``).
 
     Args:
         nu0: magnitude floor in $[0, 1)$ (the paper sweeps 0.36 ... 0.99).
         d_state: hidden units $N$ (10 in the paper).
         seed: random seed (the draw is done in float64 on the CPU, then cast).
+        feedthrough: draw $D$ (the authors' teacher); ``False`` sets $D = 0$.
         dtype: real dtype of the weights.
         device: device of the weights.
 
@@ -131,8 +137,11 @@ def make_teacher(
     a = (p @ torch.diag(lam) @ torch.linalg.inv(p)).real
     b = torch.randn(d_state, 1, dtype=torch.float64, generator=gen)
     c = torch.randn(1, d_state, dtype=torch.float64, generator=gen) / math.sqrt(d_state)
+    d = torch.randn(1, 1, dtype=torch.float64, generator=gen)
+    if not feedthrough:
+        d.zero_()
     to = dict(dtype=dtype, device=device)
-    return Teacher(A=a.to(**to), B=b.to(**to), C=c.to(**to), nu0=nu0, seed=seed)
+    return Teacher(A=a.to(**to), B=b.to(**to), C=c.to(**to), D=d.to(**to), nu0=nu0, seed=seed)
 
 
 def teacher_data(
@@ -172,7 +181,7 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
     Supported students: :class:`~recurrent_params.DenseRNN` (copies ``A, B, C``),
     complex :class:`~recurrent_params.DiagonalRNN` and :class:`~recurrent_params.LRU`
     (``lam = eig(A)``, ``B' = P^-1 B``, ``C' = C P``), with 1-D input and output and at least
-    ``teacher.d_state`` states; ``D`` is set to zero. An ``InputNorm("learned")`` on ``B`` is
+    ``teacher.d_state`` states; ``D`` is the teacher's. An ``InputNorm("learned")`` on ``B`` is
     re-initialised at $\\log\\sqrt{1 - |\\lambda|^2}$ of the loaded eigenvalues (the value a
     freshly initialised LRU would hold), and the stored ``B`` compensates, so the effective
     ``B`` is exactly ``P^-1 B``.
@@ -216,7 +225,7 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
         c[:, :n] = teacher.C.cpu()
         for key, value in (("A", a), ("B", b), ("C", c)):
             assign_(student, key, value.to(dtype=real, device=device))
-        assign_(student, "D", torch.zeros_like(student.D))
+        assign_(student, "D", teacher.D.reshape(student.D.shape).to(student.D))
         return student
     if isinstance(student, (DiagonalRNN, LRU)):
         if not student.is_complex:
@@ -238,7 +247,7 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
         _reset_learned_gamma(student, lam)
         assign_(student, "B", b)
         assign_(student, "C", c)
-        assign_(student, "D", torch.zeros_like(student.D))
+        assign_(student, "D", teacher.D.reshape(student.D.shape).to(student.D))
         return student
     raise TypeError(f"load_teacher: unsupported student {name}; expected DenseRNN, DiagonalRNN "
                     "or LRU")
