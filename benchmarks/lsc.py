@@ -2,8 +2,10 @@
 
 LSTM of depth 5 and width 256 (state [h, c] of 512 per layer, 10 transitions), Gaussian
 inputs. Prints medians and ratios against the forward+backward baseline measured in the same
-process, for the exact radius (forward-mode Jacobians + ``eigvals``) and the matrix-free one
-(restarted Arnoldi on Jacobian-vector products), plus the agreement of the two radii.
+process: one default pre-training step (matrix-free radii by Arnoldi on vector-Jacobian
+products, a gradient step of AdaBelief inside Lookahead, shuffling), the same without the
+gradient step, and the agreement of the matrix-free radii with exact ones (forward-mode
+Jacobians + ``eigvals``, float32). ``--profile`` prints a cProfile of one default step.
 
 Usage: ``python benchmarks/lsc.py [--batch 16] [--length 20] [--repeats 3]``
 """
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--depth", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -52,18 +55,29 @@ def main() -> None:
     print(f"LSTM depth {args.depth}, width {args.width}, batch {args.batch}, length "
           f"{args.length}; torch {torch.__version__}, 1 thread")
     print(f"forward+backward (baseline): {base * 1e3:9.1f} ms")
-    for method, repeats in (("matrix_free", args.repeats), ("exact", 1)):
-        pre = LSCPretrainer(lstm, x, method=method, max_exact=10**9, progress=False)
-        pre.targets = None
+    for label, kwargs in (("default (grad step + shuffle)", {}),
+                          ("no gradient step", {"grad_step": False})):
+        pre = LSCPretrainer(lstm, x, progress=False, **kwargs)
         pre._measure(grad=False)  # resolve targets (and warm up)
-        tol = pre._default_tolerance() if hasattr(pre, "_is_ffn") else 0.05
         pre._is_ffn = False
-        t = _median_time(lambda pre=pre, tol=tol: pre._one_step(tol), repeats)
-        print(f"one pre-training step, {method:<11}: {t * 1e3:9.1f} ms  "
-              f"= {t / base:7.1f} x forward+backward")
+        pre._one_step(0.05)
+        t = _median_time(lambda pre=pre: pre._one_step(0.05), args.repeats)
+        print(f"one pre-training step, {label:<30}: {t * 1e3:9.1f} ms  "
+              f"= {t / base:6.1f} x forward+backward")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        pre = LSCPretrainer(lstm, x, progress=False)
+        pre._measure(grad=False)
+        pre._is_ffn = False
+        prof = cProfile.Profile()
+        prof.runcall(pre._one_step, 0.05)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
     gen = torch.Generator
     r_mf = transition_radii(lstm, x, method="matrix_free", generator=gen().manual_seed(1))
-    r_ex = transition_radii(lstm, x, method="exact", generator=gen().manual_seed(1))
+    r_ex = transition_radii(lstm, x, method="exact", max_exact=10**9,
+                            generator=gen().manual_seed(1))
     worst = max(abs(r_mf[k] - r_ex[k]) / r_ex[k] for k in r_ex)
     print(f"largest relative difference matrix-free vs exact mean radius: {worst:.2e}")
 

@@ -1,7 +1,6 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 # Transition radii (the Transition/Driver protocol)
-from diagnostics._transitions import Driver, Transition, model_transitions
 from diagnostics.correlated_inputs import correlated_inputs
 
 # Effective learning rates
@@ -20,6 +19,7 @@ from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment,
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
+from diagnostics.transitions import Driver, Transition, lsc_transitions, model_transitions
 
 __all__ = [
     # Memory sensitivity (curse of memory)
@@ -45,6 +45,7 @@ __all__ = [
     "transition_radii",
     "spectral_radius",
     "model_transitions",
+    "lsc_transitions",
     "Transition",
     "Driver",
 ]

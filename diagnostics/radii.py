@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import jvp
 
-from diagnostics._transitions import (
+from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
     Transition,
     first_tensor,
@@ -83,24 +83,32 @@ def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.
     return torch.cat(outs, 0)
 
 
-def _exact(g, u: torch.Tensor, ctx: tuple) -> torch.Tensor:
+def _require_finite(t: torch.Tensor, what: str) -> None:
+    """Raise before LAPACK sees a NaN (MKL's eigvals can crash the process on one)."""
+    if not bool(torch.isfinite(t.detach()).all()):
+        raise FloatingPointError(f"{what} contains NaN or inf; check the model's weights, "
+                                 "states and inputs")
+
+
+def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     k = u.shape[1]
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
     jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
+    _require_finite(jac, f"the Jacobian of {name}")
     return torch.linalg.eigvals(jac).abs().amax(-1)  # (B,)
 
 
 def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classical Gram-Schmidt twice: w (B, n) against the columns of Q (B, n, j)."""
-    h = torch.einsum("bnj,bn->bj", Q, w)  # (B, j)
-    w = w - torch.einsum("bnj,bj->bn", Q, h)
-    h2 = torch.einsum("bnj,bn->bj", Q, w)
-    w = w - torch.einsum("bnj,bj->bn", Q, h2)
+    """Classical Gram-Schmidt twice: w (B, n) against the rows of Q (B, j, n)."""
+    h = torch.bmm(Q, w.unsqueeze(-1)).squeeze(-1)  # (B, j)
+    w = w - torch.bmm(h.unsqueeze(1), Q).squeeze(1)
+    h2 = torch.bmm(Q, w.unsqueeze(-1)).squeeze(-1)
+    w = w - torch.bmm(h2.unsqueeze(1), Q).squeeze(1)
     return w, h + h2
 
 
 def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: float,
-             generator: torch.Generator | None):
+             generator: torch.Generator | None, name: str = "the transition"):
     """Restarted Arnoldi on a batch of operators; returns (radii (B,), basis (B, n, m), m)."""
     batch, n = u0.shape
     m = min(krylov_dim, n)
@@ -108,26 +116,27 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
     eps = torch.finfo(u0.dtype).eps
     radius, Q = None, None
     for _ in range(max(1, max_restarts)):
-        Q = u0.new_zeros(batch, n, m + 1)
+        Q = u0.new_zeros(batch, m + 1, n)  # basis vectors as rows (contiguous slices)
         H = u0.new_zeros(batch, m + 1, m)
-        Q[:, :, 0] = v
+        Q[:, 0] = v
         for j in range(m):
-            w = matvec(Q[:, :, j])  # (B, n)
+            w = matvec(Q[:, j])  # (B, n)
             scale = w.norm(dim=1).clamp_min(1e-300)
-            w, h = _orthonormalize(w, Q[:, :, : j + 1])
+            w, h = _orthonormalize(w, Q[:, : j + 1])
             H[:, : j + 1, j] = h
             hn = w.norm(dim=1)  # (B,)
             broke = hn <= 1e3 * eps * scale  # invariant subspace found: exact Ritz values
             if j + 1 < n and bool(broke.any()):
                 r = torch.randn(batch, n, generator=generator).to(u0)
-                r, _ = _orthonormalize(r, Q[:, :, : j + 1])
-                r, _ = _orthonormalize(r, Q[:, :, : j + 1])
+                r, _ = _orthonormalize(r, Q[:, : j + 1])
+                r, _ = _orthonormalize(r, Q[:, : j + 1])
                 w = torch.where(broke[:, None], r, w)
                 hn = torch.where(broke, torch.zeros_like(hn), hn)
-                Q[:, :, j + 1] = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
+                Q[:, j + 1] = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
             else:
-                Q[:, :, j + 1] = w / hn[:, None].clamp_min(1e-300)
+                Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
             H[:, j + 1, j] = hn
+        _require_finite(H, f"the Arnoldi matrix of {name}")
         vals, vecs = torch.linalg.eig(H[:, :m, :m])  # (B, m), (B, m, m)
         idx = vals.abs().argmax(-1)  # (B,)
         rows = torch.arange(batch, device=u0.device)
@@ -144,34 +153,44 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
         phase = torch.rand(batch, p, generator=generator).to(u0) * 6.283185307179586
         coef = torch.polar(coef, phase)  # (B, p) complex
         Y = torch.gather(vecs, 2, top[:, None, :].expand(batch, m, p))  # (B, m, p)
-        x = torch.einsum("bnm,bmp,bp->bn", Q[:, :, :m].to(vecs.dtype), Y, coef.to(vecs.dtype))
+        x = torch.einsum("bmn,bmp,bp->bn", Q[:, :m].to(vecs.dtype), Y, coef.to(vecs.dtype))
         v = x.real
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    return radius, Q[:, :, :m], m
+    return radius, Q[:, :m].transpose(1, 2), m
 
 
 def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: int,
-                 tol: float, generator: torch.Generator | None) -> torch.Tensor:
+                 tol: float, generator: torch.Generator | None, name: str) -> torch.Tensor:
     u = u.detach()
+    # Arnoldi on the transpose J^T (same spectrum): every product J_b^T v_b is one backward
+    # pass through a graph built once, several times cheaper than re-running forward mode.
+    with torch.enable_grad():
+        ug = u.clone().requires_grad_(True)
+        out = g(ug, *ctx)  # (B, k)
 
     def matvec(v):
-        with torch.no_grad():
-            return jvp(lambda w: g(w, *ctx), (u,), (v,))[1]
+        if not out.requires_grad:
+            return torch.zeros_like(v)
+        grad = torch.autograd.grad(out, ug, v, retain_graph=True, allow_unused=True)[0]
+        return torch.zeros_like(v) if grad is None else grad
 
     u0 = torch.randn(u.shape, generator=generator).to(u)
-    radius, Q, m = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator)
+    with torch.no_grad():
+        radius, Q, m = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator, name)
     if not torch.is_grad_enabled():
         return radius
     Qd = Q.detach()  # (B, n, m)
-    H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m), differentiable
+    # Q^T J Q is the transpose of Q^T J^T Q: the same Ritz values, now differentiable
+    H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m)
+    _require_finite(H, f"the projected Jacobian of {name}")
     return torch.linalg.eigvals(H).abs().amax(-1)
 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
                     context: Sequence[torch.Tensor] = (), *, method: str = "auto",
-                    max_exact: int = 128, krylov_dim: int = 64, max_restarts: int = 8,
-                    tol: float = 1e-3,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    max_exact: int = 128, krylov_dim: int = 32, max_restarts: int = 4,
+                    tol: float = 1e-2, generator: torch.Generator | None = None,
+                    name: str = "the transition") -> torch.Tensor:
     r"""Per-sample spectral radius of the Jacobian of a batched map at ``point``.
 
     ``fn(point, *context)`` maps ``(B, n) -> (B, m)`` with independent rows (see
@@ -189,9 +208,14 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
         max_restarts: Arnoldi restarts at most (matrix-free); never loops longer.
         tol: relative residual at which the Arnoldi iteration stops (matrix-free).
         generator: random start vectors (matrix-free).
+        name: how errors name the transition.
 
     Returns:
         ``(B,)`` radii.
+
+    Raises:
+        FloatingPointError: when the point, the context, the map's output, the Jacobian or
+            the radius is not finite (checked before any eigendecomposition).
 
     Example:
         >>> import torch
@@ -206,17 +230,24 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
     if method not in ("auto", "exact", "matrix_free"):
         raise ValueError(f"method must be 'auto', 'exact' or 'matrix_free', got {method!r}")
     context = tuple(c.detach() for c in context)
+    _require_finite(point, f"the point of {name}")
+    for i, c in enumerate(context):
+        _require_finite(c, f"context tensor {i} of {name}")
     with torch.no_grad():
         out = fn(point, *context)
     if out.ndim != 2 or out.shape[0] != point.shape[0]:
         raise ValueError(f"fn must map (B, n) to (B, m); it returned shape {tuple(out.shape)} "
                          f"for a point of shape {tuple(point.shape)}")
+    _require_finite(out, f"the output of {name}")
     k = min(out.shape[1], point.shape[1])
     g, ctx = _restricted(fn, point, context, k)
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
-        return _exact(g, u, ctx)
-    return _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator)
+        radius = _exact(g, u, ctx, name)
+    else:
+        radius = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name)
+    _require_finite(radius, f"the radius of {name}")
+    return radius
 
 
 def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, torch.Tensor]:
@@ -224,7 +255,8 @@ def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, tor
     for t in transitions:
         if t.name in out:
             raise ValueError(f"two transitions are named {t.name!r}")
-        out[t.name] = spectral_radius(t.fn, t.point, t.context, **kwargs).mean()
+        out[t.name] = spectral_radius(t.fn, t.point, t.context, name=f"transition {t.name!r}",
+                                      **kwargs).mean()
     return out
 
 

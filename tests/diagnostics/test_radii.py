@@ -130,12 +130,36 @@ def test_rnn_states_match_torch_forward():
     y, _ = rnn(x)
     gen = torch.Generator().manual_seed(5)
     trans = {t.name: t for t in model_transitions(rnn, x, gen)}
-    t_idx = torch.randint(0, 7, (3,), generator=torch.Generator().manual_seed(5))
-    depth = trans["layer1.depth"]  # point = [h, c] of layer 0 at t; its h feeds layer 1
+    # one time step for the whole batch, drawn first; the prefix runs through torch's kernel
+    t_idx = int(torch.randint(0, 7, (1,), generator=torch.Generator().manual_seed(5)))
+    depth = trans["layer1.depth"]  # point = h of layer 0 at t (the columns of c are zero)
     t = trans["layer1.time"]
     h_next = t.fn(t.point, *t.context)[:, :4]
-    torch.testing.assert_close(h_next, y[torch.arange(3), t_idx])
-    assert depth.point.shape == (3, 8)
+    torch.testing.assert_close(h_next, y[:, t_idx])
+    assert depth.point.shape == (3, 4)
+
+
+def test_lstm_depth_radius_equals_the_reference_square_jacobian():
+    """Reference: d[h, c]^l / d[h, c]^{l-1} (2w x 2w, zero c columns); ours: d[h,c]^l / dh^{l-1}
+    restricted to its leading w x w block. Same spectral radius (float64, torch.func)."""
+    torch.manual_seed(1)
+    rnn = nn.LSTM(3, 5, num_layers=2, batch_first=True).double()
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    depth = {t.name: t for t in model_transitions(rnn, x, torch.Generator().manual_seed(2))}[
+        "layer1.depth"]
+    h_below, prev = depth.point, depth.context[0]
+    c_below = torch.randn_like(h_below)  # any c^{l-1}: the layer above never reads it
+
+    def square(hc, prev_b):  # [h, c]^{l-1} -> [h, c]^l for one sample
+        h = hc[:5]
+        return depth.fn(h[None], prev_b[None])[0]
+
+    ref = []
+    for b in range(4):
+        J = torch.func.jacrev(square)(torch.cat([h_below[b], c_below[b]]), prev[b])  # (10, 10)
+        ref.append(torch.linalg.eigvals(J).abs().max())
+    ours = spectral_radius(depth.fn, depth.point, depth.context, method="exact")
+    torch.testing.assert_close(ours, torch.stack(ref))
 
 
 def test_cell_stacks_with_mixing_layers_and_decoder():

@@ -8,6 +8,9 @@ list of :class:`Transition` objects: a batched function ``fn: (B, n) -> (B, m)``
 Jacobian is the transition derivative, the points ``(B, n)`` where it is linearised and the
 tensors (:class:`Driver`) that scale it. ``diagnostics.radii`` turns them into radii and
 ``optim.LSCPretrainer`` rescales the drivers.
+
+This is the public protocol for models the package does not know: define
+``lsc_transitions(inputs) -> list[Transition]`` (and ``lsc_input_shape``) on the model.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from torch import nn
 
 from recurrent_params import assign_
 
-__all__ = ["Driver", "Transition", "model_transitions", "gaussian_inputs", "DEFAULT_SEQ_LEN"]
+__all__ = ["Driver", "Transition", "model_transitions", "lsc_transitions", "gaussian_inputs",
+           "first_tensor", "DEFAULT_SEQ_LEN"]
 
 #: Sequence length of the Gaussian inputs drawn for a recurrent model when none is given.
 DEFAULT_SEQ_LEN = 20
@@ -83,13 +87,19 @@ class Driver:
         assign_(self.module, self.name, new)
 
     @torch.no_grad()
-    def shuffle_(self, generator: torch.Generator) -> None:
-        """Randomly permute the entries of the tensor (``"scale"`` drivers only)."""
-        if self.mode != "scale":
-            return
+    def shuffle_(self, generator: torch.Generator) -> torch.Tensor | None:
+        """Randomly permute the entries of a 2-D ``"scale"`` tensor (a kernel), in place.
+
+        Returns:
+            The permutation of the flattened entries, or ``None`` when nothing was shuffled
+            (biases, eigenvalues and gate shifts are never shuffled).
+        """
         value = self.value.detach()
+        if self.mode != "scale" or value.ndim != 2:
+            return None
         perm = torch.randperm(value.numel(), generator=generator).to(value.device)
         assign_(self.module, self.name, value.reshape(-1)[perm].reshape(value.shape))
+        return perm
 
     def __repr__(self) -> str:
         extra = "" if self.exponent == 1.0 else f", exponent={self.exponent:g}"
@@ -100,7 +110,7 @@ class Driver:
 
 @dataclass(eq=False)
 class Transition:
-    """One transition derivative of a model, ready to be measured.
+    r"""One transition derivative of a model, ready to be measured.
 
     Attributes:
         name: a readable key, e.g. ``"layer1.time"``, ``"layer0.depth"``, ``"linear3"``.
@@ -118,6 +128,15 @@ class Transition:
         kind: ``"time"`` or ``"depth"`` (an FFN layer, an encoder or a decoder is ``"depth"``).
         horizon: for a time transition, the number of time steps of the inputs (used by the
             ``"unbalanced"`` target).
+        target: a fixed target radius for this transition (e.g. 1 for a decoder), used
+            unless the user gives a per-transition dict; ``None`` follows the global target.
+        floor: optional ``floor(point, *context) -> (B,)``: per sample, the radius the
+            transition tends to when its drivers go to zero (an LSTM time transition:
+            $\max_i f_i$, the largest forget gate at $W_{hh} = 0$). A target below it cannot
+            be reached with the drivers except by degenerate weights.
+        floor_why: the reason for the floor, in words.
+        gates: optional ``gates(point, *context) -> (B, G)``: the gate pre-activations
+            (sigmoid and tanh inputs) at the point, for saturation reports.
     """
 
     name: str
@@ -127,6 +146,10 @@ class Transition:
     drivers: Sequence[Driver] = field(default_factory=tuple)
     kind: str = "depth"
     horizon: int | None = None
+    target: float | None = None
+    floor: Callable[..., torch.Tensor] | None = None
+    floor_why: str = ""
+    gates: Callable[..., torch.Tensor] | None = None
 
     def __post_init__(self):
         if self.kind not in ("time", "depth"):
@@ -198,12 +221,47 @@ def _torch_cell_step(mode: str, x, s, w_ih, w_hh, b_ih, b_hh):
     return h_new, h_new
 
 
+def _torch_cell_gates(mode: str, x, s, w_ih, w_hh, b_ih, b_hh):
+    """Gate pre-activations ``(B, G)`` of torch's LSTM/GRU equations (None for plain RNNs)."""
+    if mode == "LSTM":
+        h = s.chunk(2, dim=-1)[0]
+        return _linear(x, w_ih, b_ih) + _linear(h, w_hh, b_hh)  # (B, 4N)
+    if mode == "GRU":
+        gi = _linear(x, w_ih, b_ih).chunk(3, dim=-1)
+        gh = _linear(s, w_hh, b_hh).chunk(3, dim=-1)
+        r = torch.sigmoid(gi[0] + gh[0])
+        return torch.cat([gi[0] + gh[0], gi[1] + gh[1], gi[2] + r * gh[2]], dim=-1)
+    return None
+
+
+def _torch_cell_floor(mode: str, x, w_ih, b_ih, b_hh, n: int):
+    """Per-sample time radius at ``W_hh = 0``: the largest forget (LSTM) or update (GRU) gate.
+
+    With ``W_hh = 0`` the LSTM time Jacobian is ``[[0, E F], [0, F]]`` (``F = diag(f)``), whose
+    eigenvalues are 0 and the ``f_i``; the GRU one is ``diag(z)``.
+    """
+    gate = slice(n, 2 * n)
+    pre = _linear(x, w_ih, b_ih)[:, gate]
+    if b_hh is not None:
+        pre = pre + b_hh[gate]
+    return torch.sigmoid(pre).amax(-1)  # (B,)
+
+
 class _Layer:
     """A recurrent layer seen as ``step(x, s) -> (y, s_new)`` on real state vectors."""
 
     state_size: int
     time_drivers: tuple[Driver, ...]
     depth_drivers: tuple[Driver, ...]
+    #: the entries of the state that the layer outputs (None: the output needs the input)
+    output_slice: slice | None = None
+    floor_why: str = ""
+
+    def gates(self, x, s):
+        return None
+
+    def floor(self, x):
+        return None
 
     def initial(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(batch, self.state_size)
@@ -216,19 +274,40 @@ class _Layer:
 class _TorchLayer(_Layer):
     """Layer ``l`` of an ``nn.RNN``/``GRU``/``LSTM``, or a torch RNN/GRU/LSTM cell."""
 
-    def __init__(self, module: nn.Module, mode: str, suffix: str = ""):
+    def __init__(self, module: nn.Module, mode: str, suffix: str = "",
+                 gate_bias_shift: bool = False):
         self.module, self.mode, self.suffix = module, mode, suffix
         n = module.hidden_size
         self.hidden = n
         self.state_size = 2 * n if mode == "LSTM" else n
+        self.output_slice = slice(0, n)
         gate = slice(n, 2 * n)  # forget gate (LSTM: i, f, g, o) / update gate (GRU: r, z, n)
         bias = getattr(module, "bias_hh" + suffix, None)
+        # Opt-in only: the gate (f for LSTM, z for GRU) is a diagonal block of the time
+        # Jacobian that the recurrent kernel does not scale; shifting its bias moves it too,
+        # at the cost of a cell that forgets everything (bias -6 measured at target 0.5).
         shift = (Driver(module, "bias_hh" + suffix, "shift", index=gate),) if (
-            mode in ("LSTM", "GRU") and isinstance(bias, torch.Tensor)) else ()
-        # The gate (f for LSTM, z for GRU) is a diagonal block of the time Jacobian that the
-        # recurrent kernel does not scale: its bias is shifted so that the gate scales too.
+            gate_bias_shift and mode in ("LSTM", "GRU") and isinstance(bias, torch.Tensor)
+        ) else ()
         self.time_drivers = (Driver(module, "weight_hh" + suffix), *shift)
         self.depth_drivers = (Driver(module, "weight_ih" + suffix),)
+        self.has_floor = mode in ("LSTM", "GRU") and not shift
+        self.floor_why = {"LSTM": "the forget gates f form the diagonal block dc_t/dc_{t-1} = "
+                                  "diag(f), which no kernel scales: the time radius tends to "
+                                  "max f as the recurrent kernel goes to 0",
+                          "GRU": "the update gates z form the diagonal term z * h_{t-1}, which "
+                                 "no kernel scales: the time radius tends to max z as the "
+                                 "recurrent kernel goes to 0"}.get(mode, "")
+
+    def gates(self, x, s):
+        return _torch_cell_gates(self.mode, x, s, self._get("weight_ih"), self._get("weight_hh"),
+                                 self._get("bias_ih"), self._get("bias_hh"))
+
+    def floor(self, x):
+        if not self.has_floor:
+            return None
+        return _torch_cell_floor(self.mode, x, self._get("weight_ih"), self._get("bias_ih"),
+                                 self._get("bias_hh"), self.hidden)
 
     def _get(self, name):
         return getattr(self.module, name + self.suffix, None)
@@ -292,13 +371,23 @@ def _apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise FloatingPointError(f"{what} contains NaN or inf; check the model's weights and "
+                                 "inputs")
+
+
 def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Module]],
                        trailing: Sequence[nn.Module], x: torch.Tensor,
-                       generator: torch.Generator | None) -> list[Transition]:
+                       generator: torch.Generator | None,
+                       initial: Sequence[torch.Tensor] | None = None,
+                       horizon: int | None = None) -> list[Transition]:
     """Transitions of a stack ``x_t -> mixers[0] -> layer0 -> mixers[1] -> ... -> trailing``.
 
     Every sequence is run step by step without gradients; for each sample one time step ``t_b``
-    is drawn uniformly in ``[0, T)`` and the Jacobians are taken there.
+    is drawn uniformly in ``[0, T)`` and the Jacobians are taken there. ``initial`` gives the
+    per-layer states before the first step (zeros / the cell's own initial state otherwise);
+    ``horizon`` the sequence length reported to the ``"unbalanced"`` target.
     """
     if x.ndim != 3:
         raise ValueError(f"a recurrent stack needs inputs (batch, length, features), got shape "
@@ -309,8 +398,8 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
     states, ins, below = [], [], []  # per layer: (B, T+1, n) states, (B, T, d) inputs
     with torch.no_grad():
         seq = x  # (B, T, d)
-        for layer, mix in zip(layers, mixers):
-            s = layer.initial(batch, seq)
+        for l, (layer, mix) in enumerate(zip(layers, mixers)):
+            s = layer.initial(batch, seq) if initial is None else initial[l]
             inputs = torch.stack([_apply_all(mix, seq[:, t]) for t in range(length)], 1)
             hist, outs = [s], []
             for t in range(length):
@@ -318,6 +407,7 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
                 hist.append(s)
                 outs.append(y)
             states.append(torch.stack(hist, 1))  # (B, T+1, n)
+            _check_finite(states[-1], f"the state of layer {l}")
             ins.append(inputs)
             below.append(seq)
             seq = torch.stack(outs, 1)  # (B, T, d_out)
@@ -329,10 +419,30 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
         def time_fn(s, x_t, layer=layer):
             return layer.step(x_t, s)[1]
 
-        transitions.append(Transition(f"layer{l}.time", time_fn, prev, (x_t,),
-                                      layer.time_drivers, "time", horizon=length))
+        def gates_fn(s, x_t, layer=layer):
+            return layer.gates(x_t, s)
+
+        def floor_fn(s, x_t, layer=layer):
+            return layer.floor(x_t)
+
+        has_gates = layer.gates(x_t[:1], prev[:1]) is not None
+        has_floor = layer.floor(x_t[:1]) is not None
+        transitions.append(Transition(
+            f"layer{l}.time", time_fn, prev, (x_t,), layer.time_drivers, "time",
+            horizon=horizon or length, floor=floor_fn if has_floor else None,
+            floor_why=layer.floor_why if has_floor else "",
+            gates=gates_fn if has_gates else None))
         if l == 0:
             point, context = below[0][rows, t_idx], (prev,)  # x_t: (B, d_in)
+
+            def depth_fn(u, prev, layer=layer, mix=mix):
+                return layer.step(_apply_all(mix, u), prev)[1]
+        elif layers[l - 1].output_slice is not None:
+            # the lower layer outputs a slice of its state (h of [h, c]): the Jacobian with
+            # respect to the full state has zero columns for the rest, so its radius is that
+            # of this square block (eigenvalues: those of the block and zeros)
+            point = states[l - 1][rows, t_idx + 1][:, layers[l - 1].output_slice]
+            context = (prev,)
 
             def depth_fn(u, prev, layer=layer, mix=mix):
                 return layer.step(_apply_all(mix, u), prev)[1]
@@ -357,7 +467,7 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
         linears = [m for m in trailing if isinstance(m, nn.Linear)]
         drivers = tuple(Driver(m, "weight", exponent=1 / len(linears)) for m in linears)
         transitions.append(Transition("decoder", decoder_fn, point, (ins[-1][rows, t_idx],),
-                                      drivers, "depth"))
+                                      drivers, "depth", target=1.0))
     return transitions
 
 
@@ -389,7 +499,7 @@ def _readout(layer: _Layer, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _rnn_transitions(rnn: nn.RNNBase, x, generator):
+def _rnn_transitions(rnn: nn.RNNBase, x, generator, gate_bias_shift: bool = False):
     if rnn.bidirectional:
         raise ValueError("bidirectional RNNs have no single time direction; give the model an "
                          "`lsc_transitions` method or pre-train each direction separately")
@@ -403,15 +513,33 @@ def _rnn_transitions(rnn: nn.RNNBase, x, generator):
     if x.shape[-1] != rnn.input_size:
         raise ValueError(f"{type(rnn).__name__} has input_size {rnn.input_size}, inputs have "
                          f"{x.shape[-1]} features")
-    layers = [_TorchLayer(rnn, rnn.mode, f"_l{l}") for l in range(rnn.num_layers)]
-    return _stack_transitions(layers, [()] * len(layers), (), x, generator)
+    layers = [_TorchLayer(rnn, rnn.mode, f"_l{l}", gate_bias_shift)
+              for l in range(rnn.num_layers)]
+    # One time step t for the whole batch (as the reference does): the prefix x[:, :t] runs
+    # through torch's fused kernel, then one step is taken by hand at t.
+    length = x.shape[1]
+    t = int(torch.randint(0, length, (1,), generator=generator))
+    batch = x.shape[0]
+    with torch.no_grad():
+        if t == 0:
+            initial = [x.new_zeros(batch, layer.state_size) for layer in layers]
+        else:
+            prefix = x[:, :t] if rnn.batch_first else x[:, :t].transpose(0, 1)
+            _, h_n = rnn(prefix)
+            if rnn.mode == "LSTM":
+                h_n, c_n = h_n
+                initial = [torch.cat([h_n[l], c_n[l]], -1) for l in range(rnn.num_layers)]
+            else:
+                initial = [h_n[l] for l in range(rnn.num_layers)]
+    return _stack_transitions(layers, [()] * len(layers), (), x[:, t:t + 1], generator,
+                              initial=initial, horizon=length)
 
 
-def _split_stack(modules: Sequence[nn.Module]):
+def _split_stack(modules: Sequence[nn.Module], gate_bias_shift: bool = False):
     layers, mixers, current = [], [], []
     for m in modules:
         if isinstance(m, nn.RNNCellBase):
-            layers.append(_TorchLayer(m, _cell_mode(m)))
+            layers.append(_TorchLayer(m, _cell_mode(m), gate_bias_shift=gate_bias_shift))
         elif _is_package_cell(m):
             layers.append(_PackageLayer(m))
         elif isinstance(m, nn.RNNBase):
@@ -446,6 +574,7 @@ def _ffn_transitions(seq: Sequence[nn.Module], x: torch.Tensor) -> list[Transiti
                                       "depth"))
         with torch.no_grad():
             a = fn(a)
+        _check_finite(a, f"the output of Linear layer {i}")
     return transitions
 
 
@@ -456,15 +585,24 @@ def _as_list(model: nn.Module) -> list[nn.Module] | None:
 
 
 def model_transitions(model: nn.Module, inputs: torch.Tensor,
-                      generator: torch.Generator | None = None) -> list[Transition]:
-    """The transitions of ``model`` linearised at the states reached on ``inputs``.
+                      generator: torch.Generator | None = None, *,
+                      gate_bias_shift: bool = False) -> list[Transition]:
+    r"""The transitions of ``model`` linearised at the states reached on ``inputs``.
+
+    Drivers are kernels only (REFERENCE, arXiv 2308.12075 code): recurrent kernels drive
+    the time transitions, input kernels the depth ones (the encoder for layer 0), the
+    decoder's linear layers the decoder (whose own target is 1).
 
     Args:
         model: a supported model (see the module docstring) or one that defines
             ``lsc_transitions(inputs)``.
         inputs: a batch in the model's own layout (``batch_first=False`` RNNs take
             ``(T, B, d)``; everything else ``(B, ..., d)``).
-        generator: draws the time step of each sample (recurrent models).
+        generator: draws the time step (one for the batch for ``nn.RNN/GRU/LSTM``, one per
+            sample for cell stacks).
+        gate_bias_shift: opt in to the forget/update-gate bias as a further time driver of
+            torch LSTM/GRU layers (shifted by $\log c$). It lets an LSTM reach a time radius
+            below its forget-gate floor, by making the cell forget at every step.
 
     Raises:
         TypeError: for an unsupported model, naming what to provide.
@@ -478,17 +616,21 @@ def model_transitions(model: nn.Module, inputs: torch.Tensor,
     if isinstance(inputs, torch.Tensor) and not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or inf")
     if isinstance(model, nn.RNNBase):
-        return _rnn_transitions(model, inputs, generator)
+        return _rnn_transitions(model, inputs, generator, gate_bias_shift)
     if _is_recurrent(model):
-        return _stack_transitions(*_split_stack([model]), inputs, generator)
+        return _stack_transitions(*_split_stack([model], gate_bias_shift), inputs, generator)
     mods = _as_list(model)
     if mods:
         if any(_is_recurrent(m) for m in mods):
-            return _stack_transitions(*_split_stack(mods), inputs, generator)
+            return _stack_transitions(*_split_stack(mods, gate_bias_shift), inputs, generator)
         if any(isinstance(m, nn.Linear) for m in mods) and not any(
                 isinstance(m, nn.RNNBase) for m in mods):
             return _ffn_transitions(mods, inputs)
     raise TypeError(f"unsupported model {type(model).__name__}: " + PROTOCOL_HELP)
+
+
+#: The name users implement on their own models; :func:`model_transitions` calls it.
+lsc_transitions = model_transitions
 
 
 def input_shape(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> tuple[int, ...]:
