@@ -228,7 +228,7 @@ def _pretrain(model, data, target, steps, batch, seed, progress):
     perm = torch.randperm(len(data.y_train), generator=gen).to(data.y_train.device)
     batches = [data.x_train[perm[i:i + batch]] for i in range(0, len(perm) - batch + 1, batch)]
     t0 = time.perf_counter()
-    res = LSCPretrainer(model, batches, target=target, max_steps=steps, seed=seed,
+    res = LSCPretrainer(model, data=batches, target=target, max_steps=steps, seed=seed,
                         progress=progress).run()
     return res, time.perf_counter() - t0
 
@@ -307,7 +307,10 @@ def run_digits(args) -> dict:
                                               progress)
                         rec.update(lsc_converged=res.converged, lsc_steps=res.steps,
                                    lsc_seconds=secs, radii_before=res.radii_before,
-                                   radii_after=res.radii_after)
+                                   radii_after=res.radii_after, lsc_status=res.status,
+                                   saturation_before=res.saturation_before,
+                                   saturation_after=res.saturation_after,
+                                   lsc_warnings=res.warnings)
                     t0 = time.perf_counter()
                     out = _train(net, data, s["epochs"], s["lr"], s["batch"], seed)
                     rec.update(test_acc=out["best"]["test_acc"], best_epoch=out["best"]["epoch"],
