@@ -28,6 +28,7 @@ import copy
 import json
 import math
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -179,8 +180,16 @@ def _optimizer(params, lr: float):
         warnings.simplefilter("ignore")
         from torch_optimizer import Lookahead
 
-        return Lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
-                         k=6, alpha=0.5)
+    opt = Lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
+                    k=6, alpha=0.5)
+    # torch-optimizer 0.3.0 skips Optimizer.__init__: add the (empty) hook tables that
+    # torch 2.13's step wrapper and state_dict read when they are missing
+    for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
+                 "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
+                 "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks"):
+        if not hasattr(opt, name):
+            setattr(opt, name, OrderedDict())
+    return opt
 
 
 @torch.no_grad()
