@@ -11,8 +11,8 @@ HELP = (
     "Runs the quick version of every experiment in turn (memory, teacher-student, hessian, lsc) "
     "with the same --device, --seed and --out, in about five minutes on two CPU cores, and ends "
     "with a summary of what each one showed: the curse of memory and its cure, the gap between "
-    "dense and diagonal students, the near-diagonal Hessian of diagonal networks, and local "
-    "stability reached by pre-training."
+    "dense and diagonal students, the near-diagonal Hessian of diagonal networks, and the test "
+    "accuracy on 8x8 digits of LSTMs/GRUs from the default, Keras-like and LSC initialisations."
 )
 
 #: subcommand -> module, in the order they run.

@@ -1,6 +1,11 @@
 """``recurrent-params lsc``: pre-training a deep LSTM/GRU to the Local Stability Condition.
 
-A deep LSTM (or GRU) with a linear readout learns a generated delayed-copy task
+Two tasks (``--task``): ``digits`` (the default) runs the paper's protocol on scikit-learn's
+8x8 digits, see :mod:`recurrent_params.experiments.lsc_digits`. ``copy`` is the synthetic task
+below.
+
+With ``--task copy``, a deep LSTM (or GRU) with a linear readout learns a generated
+delayed-copy task
 (``y_t = x_{t-delay}``, Gaussian ``x_t``). Three copies of the same initial network are
 compared: torch's default initialisation, and the same weights pre-trained with
 ``optim.LSCPretrainer`` to target radius 1.0 and 0.5. The radii of every transition are
@@ -21,17 +26,25 @@ import torch
 from torch import nn
 
 HELP = (
-    "Pre-train a deep LSTM or GRU to the Local Stability Condition (arXiv 2308.12075) on a "
-    "generated delayed-copy task: radii before/after for default init vs target 1.0 vs 0.5, "
-    "then a short AdaBelief training of each (loss curves; --plot writes a PNG)."
+    "Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075). "
+    "--task digits (default): 8x8 digits read pixel by pixel, LSTM/GRU depth 2 and 5, torch "
+    "default vs Keras-like vs LSC 1.0 vs LSC 0.5, AdaBelief+Lookahead, test accuracy mean +- SD "
+    "over seeds, plus the depth-30 FFN (sin/relu/cos; Glorot/He/orthogonal vs LSC); needs "
+    "scikit-learn. --task copy: a generated delayed-copy task, radii before/after and loss "
+    "curves (--plot writes a PNG)."
 )
 
 
 def add_arguments(parser) -> None:
     """Options of the experiment (the common ones are added by the CLI)."""
-    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="recurrent layer")
-    parser.add_argument("--layers", type=int, default=None, help="depth (default 4; quick 3)")
-    parser.add_argument("--hidden", type=int, default=None, help="width (default 64; quick 32)")
+    parser.add_argument("--task", choices=["digits", "copy"], default="digits",
+                        help="8x8 digits classification (default) or synthetic delayed copy")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm",
+                        help="copy: recurrent layer")
+    parser.add_argument("--layers", type=int, default=None, help="copy: depth (default 4; "
+                        "quick 3)")
+    parser.add_argument("--hidden", type=int, default=None, help="width (copy: default 64, "
+                        "quick 32; digits: default 128, quick 16)")
     parser.add_argument("--features", type=int, default=32, help="input/output features "
                         "(the encoder transition is restricted to min(features, 2 * hidden))")
     parser.add_argument("--length", type=int, default=None, help="sequence length "
@@ -41,9 +54,36 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-steps", type=int, default=None, help="AdaBelief steps "
                         "(default 1500; quick 400)")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="max LSC steps "
-                        "(default 150; quick 80)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="AdaBelief learning rate")
-    parser.add_argument("--batch", type=int, default=32, help="batch size")
+                        "(copy: default 150, quick 80; digits: default 40, quick 6)")
+    parser.add_argument("--lr", type=float, default=None, help="AdaBelief learning rate "
+                        "(copy 3e-3; digits 1e-2)")
+    parser.add_argument("--batch", type=int, default=32, help="copy: batch size")
+    parser.add_argument("--cells", nargs="+", choices=["lstm", "gru"], default=None,
+                        help="digits: recurrent layers (default both)")
+    parser.add_argument("--depths", nargs="+", type=int, default=None,
+                        help="digits: depths (default 2 5; quick 2)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="digits: seeds --seed, --seed+1, ... (default 4; quick 1)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="digits: training epochs of the recurrent nets (default 15; quick 3)")
+    parser.add_argument("--train-batch", type=int, default=None,
+                        help="digits: training batch size (default 256, the paper's; quick 64)")
+    parser.add_argument("--pretrain-batch", type=int, default=None,
+                        help="digits: task batch size of LSC pre-training (default 32; quick 16)")
+    parser.add_argument("--ffn-pretrain-steps", type=int, default=None,
+                        help="digits: max LSC steps of the FFN (default 40; quick 6)")
+    parser.add_argument("--no-rnn", action="store_true", help="digits: skip the recurrent part")
+    parser.add_argument("--no-ffn", action="store_true", help="digits: skip the FFN part")
+    parser.add_argument("--ffn-depth", type=int, default=None,
+                        help="digits: FFN hidden layers (default 30; quick 4)")
+    parser.add_argument("--ffn-width", type=int, default=None,
+                        help="digits: FFN width (default 128; quick 16)")
+    parser.add_argument("--ffn-epochs", type=int, default=None,
+                        help="digits: FFN training epochs (default 30; quick 2)")
+    parser.add_argument("--ffn-lr", type=float, default=None,
+                        help="digits: FFN learning rate (default 1e-3)")
+    parser.add_argument("--activations", nargs="+", choices=["sin", "relu", "cos"],
+                        default=None, help="digits: FFN activations (default all; quick relu)")
 
 
 class _Net(nn.Module):
@@ -67,7 +107,7 @@ def _task(batch: int, length: int, features: int, delay: int, generator, device)
 def _train(net, args, sizes, device):
     from optim import AdaBelief
 
-    opt = AdaBelief(net.parameters(), lr=args.lr)
+    opt = AdaBelief(net.parameters(), lr=3e-3 if args.lr is None else args.lr)
     gen = torch.Generator().manual_seed(args.seed + 1)  # same data for every variant
     losses = []
     for _ in range(sizes["train_steps"]):
@@ -82,7 +122,15 @@ def _train(net, args, sizes, device):
 
 
 def run(args) -> dict:
-    """Run the comparison and print its tables; returns a JSON-serialisable summary."""
+    """Run the chosen task and print its tables; returns a JSON-serialisable summary."""
+    if args.task == "digits":
+        from recurrent_params.experiments.lsc_digits import run_digits
+
+        return run_digits(args)
+    return _run_copy(args)
+
+
+def _run_copy(args) -> dict:
     from optim import LSCPretrainer
 
     quick = args.quick
@@ -152,7 +200,7 @@ def run(args) -> dict:
         plt.close(fig)
         print(f"figure written to {plot_path}")
     return {
-        "sizes": sizes, "cell": args.cell,
+        "task": "copy", "sizes": sizes, "cell": args.cell,
         "radii": {"default": before,
                   **{n: r.radii_after for n, r in results.items()}},
         "converged": {n: r.converged for n, r in results.items()},
@@ -163,6 +211,10 @@ def run(args) -> dict:
 
 def summarize(result: dict) -> str:
     """One sentence for the demo's summary."""
+    if result.get("task") == "digits":
+        from recurrent_params.experiments.lsc_digits import summarize as summarize_digits
+
+        return summarize_digits(result)
     radii = result["radii"]
     parts = []
     for name in ("default", "lsc-1.0", "lsc-0.5"):

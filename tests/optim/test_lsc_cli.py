@@ -6,7 +6,7 @@ from recurrent_params.cli import main
 
 
 def test_lsc_experiment_runs(tmp_path, capsys):
-    argv = ["lsc", "--quick", "--no-progress", "--layers", "2", "--hidden", "8",
+    argv = ["lsc", "--task", "copy", "--quick", "--no-progress", "--layers", "2", "--hidden", "8",
             "--features", "4", "--length", "6", "--delay", "2", "--train-steps", "5",
             "--pretrain-steps", "3", "--batch", "8", "--out", str(tmp_path),
             "--plot", str(tmp_path / "lsc.png")]
