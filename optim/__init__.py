@@ -7,6 +7,7 @@ References:
 
 from optim.adabelief import AdaBelief
 from optim.complex_safe import ComplexSafeOptimizer
+from optim.lookahead import lookahead
 from optim.lsc import LSCPretrainer, LSCResult
 from optim.stacked import StackedTrainer, cosine_lr
 
@@ -17,6 +18,7 @@ __all__ = [
     # Complex-safe optimisers
     "AdaBelief",
     "ComplexSafeOptimizer",
+    "lookahead",
     # Many models side by side
     "StackedTrainer",
     "cosine_lr",

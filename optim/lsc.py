@@ -50,8 +50,8 @@ from diagnostics.transitions import (
     gaussian_inputs,
     model_transitions,
 )
-from optim._lookahead import lookahead as lookahead_
 from optim.adabelief import AdaBelief
+from optim.lookahead import lookahead as lookahead_
 
 __all__ = ["LSCPretrainer", "LSCResult"]
 

@@ -28,7 +28,6 @@ import copy
 import json
 import math
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -172,24 +171,11 @@ def ffn_init_(net: nn.Module, scheme: str) -> nn.Module:
 
 
 def _optimizer(params, lr: float):
-    import warnings
+    """AdaBelief (eps 1e-14, rectified) inside Lookahead(6, 0.5): the LSC paper's optimiser."""
+    from optim import AdaBelief, lookahead
 
-    from optim import AdaBelief
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from torch_optimizer import Lookahead
-
-    opt = Lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
-                    k=6, alpha=0.5)
-    # torch-optimizer 0.3.0 skips Optimizer.__init__: add the (empty) hook tables that
-    # torch 2.13's step wrapper and state_dict read when they are missing
-    for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
-                 "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
-                 "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks"):
-        if not hasattr(opt, name):
-            setattr(opt, name, OrderedDict())
-    return opt
+    return lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
+                     k=6, alpha=0.5)
 
 
 @torch.no_grad()
@@ -281,6 +267,18 @@ def _log(path: Path | None, record: dict) -> None:
             fh.write(json.dumps(record, default=float) + "\n")
 
 
+def _train_and_record(rec: dict, net, data, epochs: int, lr: float, batch: int, seed: int,
+                      runs: list, log: Path | None) -> None:
+    """Train ``net``, add its accuracies, curve and time to ``rec``, keep and log the record."""
+    t0 = time.perf_counter()
+    out = _train(net, data, epochs, lr, batch, seed)
+    rec.update(test_acc=out["best"]["test_acc"], best_epoch=out["best"]["epoch"],
+               final_test_acc=out["final_test_acc"], train_seconds=time.perf_counter() - t0,
+               curve=out["curve"])
+    runs.append(rec)
+    _log(log, rec)
+
+
 def run_digits(args) -> dict:
     """Run both parts, print the tables, write CSV/JSON/markdown/figure under ``--out``."""
     s = sizes_for(args)
@@ -320,13 +318,8 @@ def run_digits(args) -> dict:
                                    saturation_before=res.saturation_before,
                                    saturation_after=res.saturation_after,
                                    lsc_warnings=res.warnings)
-                    t0 = time.perf_counter()
-                    out = _train(net, data, s["epochs"], s["lr"], s["batch"], seed)
-                    rec.update(test_acc=out["best"]["test_acc"], best_epoch=out["best"]["epoch"],
-                               final_test_acc=out["final_test_acc"],
-                               train_seconds=time.perf_counter() - t0, curve=out["curve"])
-                    runs.append(rec)
-                    _log(log, rec)
+                    _train_and_record(rec, net, data, s["epochs"], s["lr"], s["batch"], seed,
+                                      runs, log)
                     print(f"  seed {seed} {cell} x{depth} {init:<8} test acc "
                           f"{rec['test_acc']:.3f} (epoch {rec['best_epoch']}, "
                           f"{rec['train_seconds']:.0f} s"
@@ -347,13 +340,8 @@ def run_digits(args) -> dict:
                                               s["pretrain_batch"], seed, progress)
                         rec.update(lsc_converged=res.converged, lsc_steps=res.steps,
                                    lsc_seconds=secs)
-                    t0 = time.perf_counter()
-                    out = _train(net, flat, s["ffn_epochs"], s["ffn_lr"], s["batch"], seed)
-                    rec.update(test_acc=out["best"]["test_acc"], best_epoch=out["best"]["epoch"],
-                               final_test_acc=out["final_test_acc"],
-                               train_seconds=time.perf_counter() - t0, curve=out["curve"])
-                    runs.append(rec)
-                    _log(log, rec)
+                    _train_and_record(rec, net, flat, s["ffn_epochs"], s["ffn_lr"], s["batch"],
+                                      seed, runs, log)
                     print(f"  seed {seed} ffn {act} x{s['ffn_depth']} {init:<10} test acc "
                           f"{rec['test_acc']:.3f} ({rec['train_seconds']:.0f} s)", flush=True)
     table = summary_table(runs)
