@@ -27,6 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from text_table import print_table  # noqa: E402  (benchmarks/ is the script folder)
+
 from recurrent_params import LRU, DenseRNN, DiagonalRNN  # noqa: E402
 
 
@@ -82,16 +84,6 @@ def fwd_bwd(make, mode: str, B: int, T: int, device: torch.device):
     return run
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    print(f"\n{title}")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = " | ".join(f"{{:>{w}}}" for w in widths)
-    print(fmt.format(*header))
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(fmt.format(*r))
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -119,7 +111,7 @@ def main(argv=None) -> None:
         fns = {m: adam_step(make, m, B, T, device) for m in ("scan", "fft")}
         t = round_robin(fns, args.repeats, device)
         rows.append([label, f"{t['scan']:.2f}", f"{t['fft']:.2f}", f"{t['scan'] / t['fft']:.1f}x"])
-    _table(
+    print_table(
         f"teacher-student Adam step (fwd + bwd + step), batch {B}, T {T}, N {N}, d_in = d_out = 1",
         ["cell", "scan ms", "fft ms", "fft speed-up"],
         rows,
@@ -150,7 +142,7 @@ def main(argv=None) -> None:
         t = round_robin(fns, max(3, args.repeats // 3), device)
         rows.append([label, b, L, f"{t['scan']:.2f}", f"{t['fft']:.2f}",
                      f"{t['scan'] / t['fft']:.2f}x"])
-    _table(
+    print_table(
         "sweep: forward + backward (output and last state), scan vs fft",
         ["cell", "batch", "L", "scan ms", "fft ms", "fft speed-up"],
         rows,

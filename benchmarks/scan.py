@@ -32,6 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from text_table import print_table  # noqa: E402  (benchmarks/ is the script folder)
+
 from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
 from recurrent_params.scan import scan_implementation  # noqa: E402
 
@@ -123,16 +125,6 @@ def python_loop(lam, u):
     return torch.stack(out, 1)
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    print(f"\n{title}")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = " | ".join(f"{{:>{w}}}" for w in widths)
-    print(fmt.format(*header))
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(fmt.format(*r))
-
-
 DTYPES = {"complex64": torch.complex64, "float32": torch.float32}
 TARGET_SHAPES = [(16, 4096, 256), (128, 300, 64)]  # issue 12: >= 4x and >= 5x vs the loop
 FLOOR = "memory floor (clone + add)"
@@ -219,7 +211,7 @@ def bench_scan(args, device) -> None:
                   f"GB/s ({5 * elt} B/elt)", "memory"]  # fmt: skip
         if device.type == "cuda":
             header.append(f"of {args.peak_gbps:.0f} GB/s")
-        _table(f"linear scan, {dtype_name}, forward + backward", header, rows)
+        print_table(f"linear scan, {dtype_name}, forward + backward", header, rows)
 
 
 def _peer_class():
@@ -284,7 +276,7 @@ def bench_lru(args, device) -> None:
         for name, ms in times.items():
             label, mib = peak_memory(methods[name], device, "lru", name, L, args)
             rows.append([L, name, f"{ms:.1f}", f"{ms / ms_ours:.1f}x", f"{label} {mib:.0f} MiB"])
-    _table(
+    print_table(
         f"LRU layer (d_model {d}, d_state {d}), batch {B}, forward + backward",
         ["L", "method", "median ms", "time / ours", "memory"],
         rows,
@@ -322,7 +314,7 @@ def bench_s4d(args, device) -> None:
             label, mib = peak_memory(methods[name], device, "s4d", name, L, args)
             speed = f"{times['scan'] / ms:.2f}x"
             rows.append([L, name, f"{ms:.1f}", speed, f"{label} {mib:.0f} MiB"])
-    _table(
+    print_table(
         f"S4D (d_model {H}, {N} complex modes each = {H * N} states), batch {args.batch}, "
         "fwd + bwd",
         ["L", "mode", "median ms", "speed-up vs scan", "memory"],
