@@ -30,7 +30,7 @@ from torch import nn
 
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, assign_
 
-__all__ = ["Teacher", "load_teacher", "make_teacher", "teacher_data"]
+__all__ = ["Teacher", "load_teacher", "make_teacher", "remap_magnitudes", "teacher_data"]
 
 
 @dataclass
@@ -87,6 +87,22 @@ class Teacher:
         return self.module()(x.to(self.dtype))[0]
 
 
+@torch.no_grad()
+def remap_magnitudes(a: torch.Tensor, nu0: float = 0.0) -> torch.Tensor:
+    r"""$\mathrm{Re}(V \Lambda' V^{-1})$: each eigenvalue $l$ of ``a`` becomes
+    $(\nu_0 + (1 - \nu_0)\tanh|l|)\, l/|l|$ (phase kept; computed in float64, returned in
+    ``a``'s dtype).
+
+    With ``nu0`` the magnitudes land in $[\nu_0, 1)$ (the teacher); with ``nu0 = 0`` they become
+    $\tanh|l|$ (the authors' dense student, radius about 0.76 at most for a Gaussian
+    $N(0, 1/N)$ matrix).
+    """
+    lam, v = torch.linalg.eig(a.double())
+    mag = lam.abs().clamp_min(1e-30)
+    lam = lam / mag * (nu0 + (1.0 - nu0) * torch.tanh(mag))
+    return (v @ torch.diag(lam) @ torch.linalg.inv(v)).real.to(a.dtype)
+
+
 def make_teacher(
     nu0: float,
     d_state: int = 10,
@@ -130,11 +146,7 @@ def make_teacher(
         raise ValueError(f"d_state must be a positive int, got {d_state!r}")
     gen = torch.Generator().manual_seed(seed)
     a0 = torch.randn(d_state, d_state, dtype=torch.float64, generator=gen) / math.sqrt(d_state)
-    lam, p = torch.linalg.eig(a0)
-    mag = lam.abs()
-    new_mag = nu0 + (1.0 - nu0) * torch.tanh(mag)
-    lam = lam / mag * new_mag
-    a = (p @ torch.diag(lam) @ torch.linalg.inv(p)).real
+    a = remap_magnitudes(a0, nu0)
     b = torch.randn(d_state, 1, dtype=torch.float64, generator=gen)
     c = torch.randn(1, d_state, dtype=torch.float64, generator=gen) / math.sqrt(d_state)
     d = torch.randn(1, 1, dtype=torch.float64, generator=gen)

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from optim.stacked import StackedTrainer
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag, Polar
 from recurrent_params.experiments._output import save_figure, write_table
-from recurrent_params.experiments.teacher import make_teacher, teacher_data
+from recurrent_params.experiments.teacher import make_teacher, remap_magnitudes, teacher_data
 
 HELP = (
     "Teacher-student task of the curse-of-memory paper (arXiv 2405.21064, Fig. 3), as the "
@@ -67,20 +67,11 @@ PAPER = {
 
 
 # ------------------------------------------------------------------------- students
-@torch.no_grad()
-def _remap_tanh(a: torch.Tensor) -> torch.Tensor:
-    """``Re(V diag(tanh|l| l/|l|) V^-1)``: eigenvalue magnitudes of ``a`` mapped to tanh|l|."""
-    lam, v = torch.linalg.eig(a.double())
-    mag = lam.abs().clamp_min(1e-30)
-    lam = lam / mag * torch.tanh(mag)
-    return (v @ torch.diag(lam) @ torch.linalg.inv(v)).real.to(a.dtype)
-
-
 def _dense(n: int, nu0: float) -> nn.Module:
     """Dense student: tanh-remapped Gaussian A (radius <= tanh(max|l|)), LeCun-normal B, C, D."""
     cell = DenseRNN(1, n, 1)
     with torch.no_grad():
-        cell.A.copy_(_remap_tanh(torch.randn(n, n) / math.sqrt(n)))
+        cell.A.copy_(remap_magnitudes(torch.randn(n, n) / math.sqrt(n)))
         cell.B.copy_(torch.randn(n, 1))  # fan-in 1
         cell.C.copy_(torch.randn(1, n) / math.sqrt(n))
         cell.D.copy_(torch.randn(1, 1))
@@ -106,7 +97,7 @@ class BlockMask(nn.Module):
 def _block2(n: int, nu0: float) -> nn.Module:
     """Block-diagonal student: n/2 heads of 2x2, each tanh-remapped like the dense one."""
     cell = _dense(n, nu0)
-    blocks = [_remap_tanh(torch.randn(2, 2) / math.sqrt(2)) for _ in range(n // 2)]
+    blocks = [remap_magnitudes(torch.randn(2, 2) / math.sqrt(2)) for _ in range(n // 2)]
     with torch.no_grad():
         cell.A.copy_(torch.block_diag(*blocks))
     parametrize.register_parametrization(cell, "A", BlockMask(n, 2))
