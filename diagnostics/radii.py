@@ -41,6 +41,7 @@ from torch.func import jvp
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
     Transition,
+    _check_finite,
     first_tensor,
     gaussian_inputs,
     model_transitions,
@@ -85,18 +86,11 @@ def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.
     return torch.cat(outs, 0)
 
 
-def _require_finite(t: torch.Tensor, what: str) -> None:
-    """Raise before LAPACK sees a NaN (MKL's eigvals can crash the process on one)."""
-    if not bool(torch.isfinite(t.detach()).all()):
-        raise FloatingPointError(f"{what} contains NaN or inf; check the model's weights, "
-                                 "states and inputs")
-
-
 def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     k = u.shape[1]
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
     jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
-    _require_finite(jac, f"the Jacobian of {name}")
+    _check_finite(jac, f"the Jacobian of {name}")
     return torch.linalg.eigvals(jac).abs().amax(-1)  # (B,)
 
 
@@ -138,7 +132,7 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
             else:
                 Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
             H[:, j + 1, j] = hn
-        _require_finite(H, f"the Arnoldi matrix of {name}")
+        _check_finite(H, f"the Arnoldi matrix of {name}")
         vals, vecs = torch.linalg.eig(H[:, :m, :m])  # (B, m), (B, m, m)
         idx = vals.abs().argmax(-1)  # (B,)
         rows = torch.arange(batch, device=u0.device)
@@ -184,7 +178,7 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
     Qd = Q.detach()  # (B, n, m)
     # Q^T J Q is the transpose of Q^T J^T Q: the same Ritz values, now differentiable
     H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m)
-    _require_finite(H, f"the projected Jacobian of {name}")
+    _check_finite(H, f"the projected Jacobian of {name}")
     return torch.linalg.eigvals(H).abs().amax(-1)
 
 
@@ -232,15 +226,15 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
     if method not in ("auto", "exact", "matrix_free"):
         raise ValueError(f"method must be 'auto', 'exact' or 'matrix_free', got {method!r}")
     context = tuple(c.detach() for c in context)
-    _require_finite(point, f"the point of {name}")
+    _check_finite(point, f"the point of {name}")
     for i, c in enumerate(context):
-        _require_finite(c, f"context tensor {i} of {name}")
+        _check_finite(c, f"context tensor {i} of {name}")
     with torch.no_grad():
         out = fn(point, *context)
     if out.ndim != 2 or out.shape[0] != point.shape[0]:
         raise ValueError(f"fn must map (B, n) to (B, m); it returned shape {tuple(out.shape)} "
                          f"for a point of shape {tuple(point.shape)}")
-    _require_finite(out, f"the output of {name}")
+    _check_finite(out, f"the output of {name}")
     k = min(out.shape[1], point.shape[1])
     g, ctx = _restricted(fn, point, context, k)
     u = point[:, :k].detach()
@@ -248,7 +242,7 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
         radius = _exact(g, u, ctx, name)
     else:
         radius = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name)
-    _require_finite(radius, f"the radius of {name}")
+    _check_finite(radius, f"the radius of {name}")
     return radius
 
 

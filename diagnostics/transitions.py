@@ -372,9 +372,10 @@ def _apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_finite(t: torch.Tensor, what: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise FloatingPointError(f"{what} contains NaN or inf; check the model's weights and "
-                                 "inputs")
+    """Raise before LAPACK sees a NaN (MKL's eigvals can crash the process on one)."""
+    if not bool(torch.isfinite(t.detach()).all()):
+        raise FloatingPointError(f"{what} contains NaN or inf; check the model's weights, "
+                                 "states and inputs")
 
 
 def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Module]],
