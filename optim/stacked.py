@@ -51,7 +51,7 @@ def cosine_lr(peak: torch.Tensor, step: int, total: int, eta_min: float = 0.0) -
     The closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR`` (``T_max = total``),
     evaluated for a tensor of peak learning rates at scheduler step ``step`` (0 = first step).
 
-    Example:
+    Examples:
         >>> import torch
         >>> cosine_lr(torch.tensor([1.0]), 5, 10).tolist()
         [0.5]
@@ -85,10 +85,9 @@ class StackedTrainer:
         buffers: ``name -> (S, ...)`` stacked buffers.
         step_count: Adam steps taken.
 
-    Example:
+    Examples:
         >>> import torch
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
+        >>> _ = torch.manual_seed(0)
         >>> models = [torch.nn.Linear(3, 1) for _ in range(4)]
         >>> trainer = StackedTrainer(models, [1e-3, 1e-2, 1e-1, 1.0], schedule="constant")
         >>> x = torch.randn(8, 3)

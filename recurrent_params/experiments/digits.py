@@ -79,7 +79,7 @@ def load_digits_sequences(test_fraction: float = 0.2, val_fraction: float = 0.1,
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
         arXiv 2308.12075 (sequential MNIST, here replaced by the offline 8x8 digits).
 
-    Example:
+    Examples:
         >>> split = load_digits_sequences(seed=0)
         >>> split.x_train.shape[1:], float(split.x_train.max()) <= 1.0
         (torch.Size([64, 1]), True)

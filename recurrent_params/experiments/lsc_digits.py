@@ -82,7 +82,7 @@ def keras_like_init_(module: nn.Module) -> nn.Module:
     Returns:
         ``module``.
 
-    Example:
+    Examples:
         >>> lstm = keras_like_init_(nn.LSTM(3, 4))
         >>> torch.allclose(lstm.weight_hh_l0.T @ lstm.weight_hh_l0, torch.eye(4), atol=1e-5)
         True
