@@ -7,7 +7,7 @@ References:
 
 from optim.adabelief import AdaBelief
 from optim.complex_safe import ComplexSafeOptimizer
-from optim.lookahead import lookahead
+from optim.lookahead_optimizer import lookahead
 from optim.lsc import LSCPretrainer, LSCResult
 from optim.stacked import StackedTrainer, cosine_lr
 

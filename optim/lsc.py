@@ -51,7 +51,7 @@ from diagnostics.transitions import (
     model_transitions,
 )
 from optim.adabelief import AdaBelief
-from optim.lookahead import lookahead as lookahead_
+from optim.lookahead_optimizer import lookahead as lookahead_
 
 __all__ = ["LSCPretrainer", "LSCResult"]
 
