@@ -18,38 +18,16 @@ load.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text_table import print_table  # noqa: E402  (benchmarks/ is the script folder)
+from harness import print_table, round_robin  # noqa: E402  (benchmarks/ is the script folder)
 
 from recurrent_params import LRU, DenseRNN, DiagonalRNN  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def round_robin(fns: dict, repeats: int, device: torch.device) -> dict:
-    """Median milliseconds per callable: one warm-up each, then ``repeats`` rounds in turn."""
-    times: dict = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def adam_step(make, mode: str, B: int, T: int, device: torch.device):

@@ -22,51 +22,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from text_table import print_table  # noqa: E402  (benchmarks/ is the script folder)
+from harness import print_table, round_robin  # noqa: E402  (benchmarks/ is the script folder)
 
 from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
 from recurrent_params.scan import scan_implementation  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def round_robin(fns: dict, repeats: int, device: torch.device, budget_s: float = 1e9) -> dict:
-    """Median milliseconds per callable; one warm-up, then ``repeats`` rounds in turn.
-
-    A callable whose single run exceeds ``budget_s`` is run only once more.
-    """
-    times: dict = {k: [] for k in fns}
-    slow = set()
-    for name, fn in fns.items():  # warm-up (and compile)
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        if time.perf_counter() - start > budget_s:
-            slow.add(name)
-    for r in range(repeats):
-        for name, fn in fns.items():
-            if name in slow and r > 0:
-                continue
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def saved_bytes(fn) -> int:

@@ -15,14 +15,14 @@ is measured under the same load.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import round_robin  # noqa: E402  (benchmarks/ is the script folder)
 
 from optim import StackedTrainer  # noqa: E402
 from recurrent_params import LRU, DenseRNN  # noqa: E402
@@ -69,15 +69,8 @@ def _bench(make, S: int, B: int, T: int, repeats: int) -> tuple[float, float]:
     def stacked():
         trainer.step(_loss, xs, target=ys, in_dims=(0, 0))
 
-    times = {"alone": [], "stacked": []}
-    alone(), stacked()
-    for _ in range(repeats):
-        for key, fn in (("alone", alone), ("stacked", stacked)):
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return (statistics.median(times["alone"]) * 1e3,
-            statistics.median(times["stacked"]) * 1e3 / S)
+    ms = round_robin({"alone": alone, "stacked": stacked}, repeats)
+    return ms["alone"], ms["stacked"] / S
 
 if __name__ == "__main__":
     main()
