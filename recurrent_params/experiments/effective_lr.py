@@ -96,6 +96,7 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _geo_mean(t: torch.Tensor) -> float:
+    """Geometric mean of the nonzero entries (the table's ``zeros`` column counts the others)."""
     t = t.abs().double().flatten()
     t = t[t > 0]
     return float(torch.exp(torch.log(t).mean())) if t.numel() else 0.0
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> dict:
             rows.append({"model": key, "parameter": label,
                          "geo_mean": _geo_mean(value), "min": float(value.abs().min()),
                          "max": float(value.abs().max()),
+                         "zeros": int((value == 0).sum()),
                          "paper_geo_mean": paper if paper is not None else "-"})
     total = time.perf_counter() - start
     print("\nEffective learning rate (-update for an all-ones gradient, final Adam state):")
@@ -162,14 +164,19 @@ def plot(rates: dict, lr: float, path) -> None:
                              squeeze=False)
     for ax, model in zip(axes[0], models):
         labels = [p for m, p in rates if m == model]
-        data = [rates[(model, p)].clamp_min(1e-30).log10().numpy() for p in labels]
+        # a log axis cannot show exact zeros: they are left out and counted in the tick label
+        positive = [rates[(model, p)][rates[(model, p)] > 0] for p in labels]
+        data = [v.log10().numpy() if v.numel() else [math.nan] for v in positive]
+        ticks = [p if v.numel() == rates[(model, p)].numel()
+                 else f"{p} ({rates[(model, p)].numel() - v.numel()} = 0)"
+                 for p, v in zip(labels, positive)]
         ax.violinplot(data, showmedians=True)
         for i, p in enumerate(labels, 1):
             ref = PAPER.get((model, p))
             if ref is not None:
                 ax.plot([i - 0.3, i + 0.3], [math.log10(ref)] * 2, "k:", lw=1.5)
         ax.axhline(math.log10(lr), color="grey", lw=0.8, ls="--")
-        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45, fontsize=8)
+        ax.set_xticks(range(1, len(labels) + 1), ticks, rotation=45, fontsize=8)
         ax.set_title(model)
     axes[0][0].set_ylabel("log10 effective lr (all-ones update)")
     fig.suptitle("Adam effective learning rates (arXiv 2405.21064, Fig. 5); dotted: paper, "

@@ -16,6 +16,7 @@ def test_effective_lr_command_line(tmp_path, capsys):
     for r in rows:
         # an all-ones gradient moves every coordinate by at most about lr / (1 - beta1) ...
         assert 0 < r["min"] <= r["max"] < 1e-2, r
+        assert r["zeros"] == 0, r  # min > 0, so no coordinate is left out of the geo mean
         assert r["min"] * (1 - 1e-6) <= r["geo_mean"] <= r["max"] * (1 + 1e-6), r
     assert (tmp_path / "effective_lr.png").exists()
     assert (tmp_path / "effective_lr.csv").read_text().startswith("model,parameter,geo_mean")
