@@ -163,6 +163,43 @@ class RecurrentCell(ComplexSafeModule):
             state = self.initial_state(x_t.shape[0])
         return self._step(x_t, state)
 
+    def impulse_response(self, length: int) -> torch.Tensor:
+        r"""The cell's output kernel: $y_t = \sum_{k=0}^{t} R_k x_{t-k}$ from a zero state.
+
+        For a linear time-invariant cell $h_t = A h_{t-1} + B x_t$, $y_t = C h_t + D x_t$,
+        $R_0 = C B + D$ and $R_k = C A^k B$ (diagonal cells: $\mathrm{Re}$ of the complex
+        sum, input normalisation included): the response at lag $k$ to a unit impulse on
+        each input. Computed in closed form (powers by doubling, no loop over time) and
+        differentiable in every parameter, through the parametrizations.
+
+        Args:
+            length: number of lags $L \ge 1$.
+
+        Returns:
+            ``(length, d_output, d_input)`` real tensor.
+
+        Raises:
+            TypeError: the cell is not linear time-invariant.
+            ValueError: ``length`` is not a positive int.
+
+        Examples:
+            >>> import torch
+            >>> from recurrent_params import DenseRNN, assign_
+            >>> cell = DenseRNN(1, 1, 1)
+            >>> for name, v in zip("ABCD", (0.5, 1.0, 1.0, 2.0)):
+            ...     assign_(cell, name, torch.tensor([[v]]))
+            >>> cell.impulse_response(3).flatten()  # C B + D, C A B, C A^2 B
+            tensor([3.0000, 0.5000, 0.2500], grad_fn=<ViewBackward0>)
+        """
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"{self._name}: expected length a positive int, got {length!r}")
+        K, D = self._kernel(length)  # (L, d_out, d_in), (d_out, d_in)
+        return torch.cat([K[:1] + D, K[1:]], 0)
+
+    def _kernel(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(K, D)``: the kernel without the skip term and the skip matrix."""
+        raise TypeError(f"{self._name} is not linear time-invariant: it has no impulse response")
+
     def _sequence(self, x, state):  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -15,13 +15,21 @@ on shapes, so it runs under ``torch.func`` transforms (``vmap``, ``grad``, ``fun
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from recurrent_params.cells._ops import input_proj, real_output
 
-__all__ = ["causal_conv", "dense_conv", "diagonal_conv", "doubling_powers"]
+__all__ = [
+    "causal_conv",
+    "dense_conv",
+    "dense_kernel",
+    "diagonal_conv",
+    "diagonal_kernel",
+    "doubling_powers",
+]
 
 
 def causal_conv(x: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -74,6 +82,32 @@ def _mul(P: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return P * S
 
 
+def _diagonal_kernel_from(G: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """``Re(C G_k)`` for the stack ``G (L, N, d_in)`` of $\\lambda^k B$: ``(L, d_out, d_in)``."""
+    return real_output(G.transpose(1, 2), C).transpose(1, 2)
+
+
+def _baby_steps(L: int) -> int:
+    """Baby-step count $q$, a power of two near $\\sqrt L$: lags $k = a q + b$, $b < q$."""
+    return 1 << max(0, math.ceil(math.log2(max(L, 1)) / 2))
+
+
+def diagonal_kernel(lam: torch.Tensor, B: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
+    r"""Kernel $K_k = \mathrm{Re}(C\,\mathrm{diag}(\lambda^k) B)$, $k < L$: ``(L, d_out, d_in)``.
+
+    ``lam (N,)``, ``B (N, d_in)``, ``C (d_out, N)``. Baby steps and giant steps: with
+    $k = a q + b$ ($q \approx \sqrt L$), $K_{aq+b} = \mathrm{Re}\sum_n (C_n \lambda_n^{qa})
+    (\lambda_n^b B_n)$ is one $(p\,d_{out}, N) \times (N, q\,d_{in})$ product of the
+    $p + q \approx 2\sqrt L$ powers (by doubling): no $(L, N)$ intermediate.
+    """
+    q = _baby_steps(L)
+    p = -(-L // q)
+    V = doubling_powers(torch.ones_like(lam), lam, q + 1, _mul)  # (q+1, N): lam^b
+    W = doubling_powers(torch.ones_like(lam), V[q], p, _mul)  # (p, N): lam^(q a)
+    K = torch.einsum("pon,qni->pqoi", W[:, None, :] * C, V[:q, :, None] * B)  # (p, q, o, i)
+    return (K.real if K.is_complex() else K).flatten(0, 1)[:L]  # (L, d_out, d_in)
+
+
 def diagonal_conv(
     lam: torch.Tensor, B: torch.Tensor, C: torch.Tensor, x: torch.Tensor, h0: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,8 +122,7 @@ def diagonal_conv(
     Bsz, L, d_in = x.shape
     V = doubling_powers(torch.ones_like(lam), lam, L + 1, _mul)  # (L+1, N): lam^k
     G = V[:L, :, None] * B  # (L, N, d_in): lam^k B
-    K = real_output(G.transpose(1, 2), C).transpose(1, 2)  # (L, d_out, d_in)
-    y = causal_conv(x, K)  # (B, L, d_out)
+    y = causal_conv(x, _diagonal_kernel_from(G, C))  # (B, L, d_out)
     Gr = G.flip(0).permute(1, 0, 2).reshape(-1, L * d_in)  # (N, L d_in): lam^(L-1-j) B
     last = input_proj(x.reshape(Bsz, L * d_in), Gr)  # (B, N)
     if h0 is not None:
@@ -109,6 +142,39 @@ def _left_matmul(P: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return (P @ S.transpose(0, 1).reshape(n, m * d)).reshape(n, m, d).transpose(0, 1)
 
 
+def _thin_matmul(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``A @ v`` for ``A (N, N)``, ``v (N, d)``; a single column as a broadcast multiply and
+    sum, which under ``vmap`` on a CPU costs several times less than a batched matrix-vector
+    BLAS call (measured: 50 models of N = 64, about 8x less forward + backward)."""
+    if v.shape[-1] != 1:
+        return A @ v
+    return (A * v.transpose(-1, -2)).sum(-1, keepdim=True)  # (N, 1)
+
+
+def dense_kernel(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
+    r"""Kernel $K_k = C A^k B$, $k < L$: ``(L, d_out, d_in)``.
+
+    Baby steps and giant steps: with $k = a q + b$ ($q$ a power of two near $\sqrt L$),
+    $K_{aq+b} = (C A^{qa})(A^b B)$; $A^b B$ and $C A^{qa}$ by $q + p \approx 2\sqrt L$
+    matrix-vector products and $A^q$ by $\log_2 q$ squarings, $O(\sqrt L\,N^2 (d_{in} +
+    d_{out}) + N^3 \log_2 q + L N d_{in} d_{out})$: about a third of the work of doubling
+    (which squares $A$ $\lceil\log_2 L\rceil$ times) when $d_{in}, d_{out} \ll N$.
+    """
+    q = _baby_steps(L)
+    p = -(-L // q)
+    V = [B]  # A^b B, b < q
+    for _ in range(q - 1):
+        V.append(_thin_matmul(A, V[-1]))
+    Aq = A
+    for _ in range(q.bit_length() - 1):
+        Aq = Aq @ Aq  # A^q
+    W = [C]  # C A^(q a), a < p
+    for _ in range(p - 1):
+        W.append(_thin_matmul(Aq.T, W[-1].T).T)
+    K = torch.einsum("pon,qni->pqoi", torch.stack(W), torch.stack(V))  # (p, q, d_out, d_in)
+    return K.flatten(0, 1)[:L]
+
+
 def dense_conv(
     A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, x: torch.Tensor, h0: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,8 +188,7 @@ def dense_conv(
     Bsz, L, d_in = x.shape
     N = A.shape[0]
     P = doubling_powers(B, A, L, _left_matmul)  # (L, N, d_in): A^k B
-    K = C @ P  # (L, d_out, d_in)
-    y = causal_conv(x, K)  # (B, L, d_out)
+    y = causal_conv(x, C @ P)  # (B, L, d_out), kernel C A^k B
     Pr = P.flip(0).permute(1, 0, 2).reshape(N, L * d_in)  # (N, L d_in): A^(L-1-j) B
     last = x.reshape(Bsz, L * d_in) @ Pr.T  # (B, N)
     if h0 is not None:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from recurrent_params.cells._base import RecurrentCell, normal
-from recurrent_params.cells._conv import dense_conv
+from recurrent_params.cells._conv import dense_conv, dense_kernel
 
 __all__ = ["DenseRNN"]
 
@@ -86,6 +86,9 @@ class DenseRNN(RecurrentCell):
         H = torch.stack(hs, 1)  # (B, L, N)
         y = H @ C.T + x @ self.D.T  # (B, L, d_out)
         return y, h
+
+    def _kernel(self, length):
+        return dense_kernel(self.A, self.B, self.C, length), self.D
 
     def _step(self, x_t, state):
         h = state @ self.A.T + x_t @ self.B.T  # (B, N)

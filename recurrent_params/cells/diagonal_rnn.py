@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
-from recurrent_params.cells._conv import diagonal_conv
+from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
 from recurrent_params.parametrizations import RealImag
@@ -140,6 +140,10 @@ class DiagonalRNN(RecurrentCell):
         h = linear_scan(lam, input_proj(x, B), state)  # (B, L, N)
         y = real_output(h, self.C) + x @ self.D.T  # (B, L, d_out)
         return y, h[:, -1]
+
+    def _kernel(self, length):
+        lam, B = self._effective()
+        return diagonal_kernel(lam, B, self.C, length), self.D
 
     def _step(self, x_t, state):
         lam, B = self._effective()

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recurrent_params.cells._base import RecurrentCell, normal, ring_init
-from recurrent_params.cells._conv import diagonal_conv
+from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
 from recurrent_params.parametrizations import ExpMag, RealImag
@@ -128,6 +128,9 @@ class LRU(RecurrentCell):
             return y + self.D * x, last
         h = linear_scan(self.lam, input_proj(x, self.B), state)  # (B, L, N)
         return real_output(h, self.C) + self.D * x, h[:, -1]
+
+    def _kernel(self, length):
+        return diagonal_kernel(self.lam, self.B, self.C, length), torch.diag(self.D)
 
     def _step(self, x_t, state):
         h = self.lam * state + input_proj(x_t, self.B)  # (B, N)

@@ -202,6 +202,9 @@ class S4D(RecurrentCell):
         lam, dB = self.discretize()
         return 2 * _power_sum(self.C * dB, lam, length).real  # (H, L)
 
+    def _kernel(self, length):
+        return torch.diag_embed(self.kernel(length).T), torch.diag(self.D)  # (L, H, H), (H, H)
+
     def _sequence(self, x, state):
         lam, dB = self.discretize()  # (H, N)
         C = self.C

@@ -80,6 +80,15 @@ class Teacher:
         return rnn
 
     @torch.no_grad()
+    def impulse_response(self, length: int) -> torch.Tensor:
+        """$R_0 = C B + D$, $R_k = C A^k B$: ``(length, 1, 1)``, computed in float64 and
+        returned in the teacher's dtype (see ``RecurrentCell.impulse_response``)."""
+        rnn = DenseRNN(1, self.d_state, 1).to(dtype=torch.float64, device=self.A.device)
+        load_teacher(rnn, Teacher(*(t.double() for t in (self.A, self.B, self.C, self.D)),
+                                  nu0=self.nu0, seed=self.seed))
+        return rnn.impulse_response(length).to(self.dtype)
+
+    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Teacher outputs ``(batch, length, 1)`` for inputs ``x`` ``(batch, length, 1)``."""
         if x.dim() != 3 or x.shape[-1] != 1:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from optim.stacked import StackedTrainer
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag, Polar
 from recurrent_params.experiments._output import save_figure, write_table
+from recurrent_params.experiments.lag_gram import kernel_half_mse, lag_gram
 from recurrent_params.experiments.teacher import make_teacher, remap_magnitudes, teacher_data
 
 HELP = (
@@ -156,6 +157,10 @@ LR_GRIDS: dict[str, list[float]] = {name: (DENSE_LRS if name in ("dense", "block
 #: is linear and time-invariant, so the FFT convolution is exact and several times faster.
 DEFAULT_MODE = "fft"
 
+#: how each batch's loss is computed: "gram" (from impulse responses and the batch's lag Gram
+#: matrix, exact and several times cheaper) or "direct" (running the students on the batch).
+LOSSES = ("gram", "direct")
+
 NU0S = [0.36, 0.68, 0.84, 0.92, 0.96, 0.98, 0.99]
 PRESETS: dict[str, dict] = {
     "paper": dict(nu0=NU0S, students=["dense", "lru"], steps=10_000, length=300,
@@ -197,6 +202,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(pooled; no training)")
     parser.add_argument("--log-every", type=int, default=0,
                         help="print the losses every that many steps (0: never)")
+    parser.add_argument("--loss", choices=LOSSES, default="gram",
+                        help="how each batch's loss is computed: gram (exact, from the models' "
+                        "impulse responses and the batch's lag Gram matrix; default) or direct "
+                        "(running the students on the batch, in --mode)")
     parser.add_argument("--mode", default=None,
                         help=f"sequence mode set on every student cell (scan or fft; default "
                         f"{DEFAULT_MODE})")
@@ -225,7 +234,8 @@ def _settings(args: argparse.Namespace) -> dict:
     if args.stack < 1 or args.test_size < 1:
         raise ValueError("--stack and --test-size must be at least 1")
     out.update(d_state=args.d_state, test_size=args.test_size,
-               mode=args.mode if args.mode is not None else DEFAULT_MODE)
+               mode=args.mode if args.mode is not None else DEFAULT_MODE,
+               loss=getattr(args, "loss", "gram"))
     return out
 
 
@@ -265,6 +275,7 @@ def train_stack(
     d_state: int = 64,
     test_size: int = 512,
     mode: str | None = None,
+    loss: str = "gram",
     base_seed: int = 0,
     progress: bool = False,
     log_every: int = 0,
@@ -275,14 +286,23 @@ def train_stack(
     (fresh ``x ~ N(0, 1)`` each step, the same for every lr). Adam (0.9, 0.999, 1e-8) with a
     cosine decay from the peak lr to 1e-7 over ``steps``. A run diverges when its loss is not
     finite or (Polar and real/imaginary students) an eigenvalue leaves the unit disk; it is
-    then frozen and reported with ``diverged_at``. ``log_every > 0`` prints, every that many
-    steps, the seed-mean loss per lr (for long runs in the background).
+    then frozen and reported with ``diverged_at``.
+
+    ``loss="gram"`` computes each batch's half MSE from the students' and the teacher's
+    impulse responses and the batch's lag Gram matrix (:mod:`.lag_gram`: the same value and
+    gradient as running the students, shared by the lrs of a seed); ``loss="direct"`` runs the
+    students' ``forward`` (in ``mode``) on the batch and the teacher's outputs. Both draw the
+    same batches. The held-out test loss always runs the students' ``forward``.
+    ``log_every > 0`` prints, every that many steps, the seed-mean loss per lr (for long runs
+    in the background).
 
     Returns:
         One dict per run: ``lr``, ``seed``, ``train_loss`` (mean of the last
         ``min(100, steps)`` batches), ``test_loss`` (``test_size`` held-out sequences),
         ``diverged_at`` (step or ``None``), ``curve`` (about 50 points).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"train_stack: loss must be one of {LOSSES}, got {loss!r}")
     pairs = [(seed, lr) for seed in seeds for lr in lrs]
     models = []
     for seed, _ in pairs:
@@ -301,12 +321,19 @@ def train_stack(
     curves: list[list[float]] = [[] for _ in range(n)]
     every = max(1, steps // 50)
     check_disk = _can_leave_disk(name)
+    target = teacher.impulse_response(length)  # (T, 1, 1)
     for step in tqdm(range(steps), disable=None if progress else True, desc=name, leave=False):
         xs = torch.stack([torch.randn(batch_size, length, 1, dtype=teacher.dtype, generator=g)
                           for g in gens]).to(teacher.A.device)  # (seeds, B, T, 1)
-        ys = teacher(xs.flatten(0, 1)).reshape(xs.shape)  # one teacher call for every seed
-        x, y = xs[index], ys[index]  # (S, B, T, 1)
-        losses = trainer.call(lambda m, a, b: half_mse(m(a)[0], b), x, y, in_dims=(0, 0))
+        if loss == "gram":
+            gram = lag_gram(xs)[:, None]  # (seeds, 1, T, T): shared by the lrs of a seed
+            R = trainer.call(lambda m: m.impulse_response(length))  # (S, T, 1, 1)
+            err = (R - target).reshape(len(seeds), len(lrs), length, 1, 1)
+            losses = kernel_half_mse(err, gram, batch_size * length).reshape(n)  # (S,)
+        else:
+            ys = teacher(xs.flatten(0, 1)).reshape(xs.shape)  # one teacher call for every seed
+            x, y = xs[index], ys[index]  # (S, B, T, 1)
+            losses = trainer.call(lambda m, a, b: half_mse(m(a)[0], b), x, y, in_dims=(0, 0))
         grads = torch.autograd.grad(losses.sum(), list(trainer.params.values()),
                                     allow_unused=True)
         losses = losses.detach()
@@ -406,7 +433,8 @@ def run(args: argparse.Namespace) -> dict:
     n_runs = len(s["nu0"]) * sum(len(s["lrs"][n]) for n in s["students"]) * s["seeds"]
     print(f"teacher-student ({s['preset']}): {n_runs} runs of {s['steps']} steps (T = "
           f"{s['length']}, batch {s['batch_size']}, {s['d_state']} student states, "
-          f"{s['seeds']} seeds, float32, {args.device}, mode {s['mode'] or 'cells default'})")
+          f"{s['seeds']} seeds, float32, {args.device}, loss {s['loss']}, mode "
+          f"{s['mode'] or 'cells default'})")
     start = time.perf_counter()
     results = []
     timings = {}
@@ -423,7 +451,7 @@ def run(args: argparse.Namespace) -> dict:
                                     steps=s["steps"], batch_size=s["batch_size"],
                                     length=s["length"], nu0=nu0, d_state=s["d_state"],
                                     test_size=s["test_size"], mode=s["mode"],
-                                    base_seed=args.seed, progress=progress,
+                                    loss=s["loss"], base_seed=args.seed, progress=progress,
                                     log_every=args.log_every)
             timings[f"{nu0}/{name}"] = time.perf_counter() - t0
             if progress:
