@@ -195,7 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-state", type=int, default=64, help="student hidden units")
     parser.add_argument("--test-size", type=int, default=512,
                         help="held-out sequences for the test loss")
-    parser.add_argument("--stack", type=int, default=25,
+    parser.add_argument("--stack", type=int, default=50,
                         help="at most this many models trained side by side in one computation")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None,
                         help="rebuild table and figure from saved teacher-student.json files "
@@ -206,6 +206,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how each batch's loss is computed: gram (exact, from the models' "
                         "impulse responses and the batch's lag Gram matrix; default) or direct "
                         "(running the students on the batch, in --mode)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="arithmetic of teacher, students and data (the authors': float32; "
+                        "float64 shows what rounding does)")
     parser.add_argument("--mode", default=None,
                         help=f"sequence mode set on every student cell (scan or fft; default "
                         f"{DEFAULT_MODE})")
@@ -235,7 +238,7 @@ def _settings(args: argparse.Namespace) -> dict:
         raise ValueError("--stack and --test-size must be at least 1")
     out.update(d_state=args.d_state, test_size=args.test_size,
                mode=args.mode if args.mode is not None else DEFAULT_MODE,
-               loss=getattr(args, "loss", "gram"))
+               loss=getattr(args, "loss", "gram"), dtype=getattr(args, "dtype", "float32"))
     return out
 
 
@@ -282,6 +285,7 @@ def train_stack(
 ) -> list[dict]:
     r"""Train ``len(seeds) x len(lrs)`` copies of student ``name`` side by side.
 
+    Students are drawn in torch's default dtype and moved to the teacher's device and dtype.
     Seed ``s`` fixes the student's initialisation (the same for every lr) and its data stream
     (fresh ``x ~ N(0, 1)`` each step, the same for every lr). Adam (0.9, 0.999, 1e-8) with a
     cosine decay from the peak lr to 1e-7 over ``steps``. A run diverges when its loss is not
@@ -307,7 +311,7 @@ def train_stack(
     models = []
     for seed, _ in pairs:
         torch.manual_seed(base_seed * 100_003 + seed)
-        cell = STUDENTS[name](d_state, nu0).to(teacher.A.device)
+        cell = STUDENTS[name](d_state, nu0).to(device=teacher.A.device, dtype=teacher.dtype)
         models.append(_set_mode(cell, mode))
     trainer = StackedTrainer(models, [lr for _, lr in pairs], total_steps=steps, eta_min=1e-7)
     gens = [torch.Generator().manual_seed(base_seed * 100_003 + 7919 * (seed + 1))
@@ -433,14 +437,15 @@ def run(args: argparse.Namespace) -> dict:
     n_runs = len(s["nu0"]) * sum(len(s["lrs"][n]) for n in s["students"]) * s["seeds"]
     print(f"teacher-student ({s['preset']}): {n_runs} runs of {s['steps']} steps (T = "
           f"{s['length']}, batch {s['batch_size']}, {s['d_state']} student states, "
-          f"{s['seeds']} seeds, float32, {args.device}, loss {s['loss']}, mode "
+          f"{s['seeds']} seeds, {s['dtype']}, {args.device}, loss {s['loss']}, mode "
           f"{s['mode'] or 'cells default'})")
     start = time.perf_counter()
     results = []
     timings = {}
     seeds = list(range(s["seeds"]))
     for nu0 in s["nu0"]:
-        teacher = make_teacher(nu0, 10, seed=args.seed, dtype=torch.float32, device=args.device)
+        teacher = make_teacher(nu0, 10, seed=args.seed, dtype=getattr(torch, s["dtype"]),
+                               device=args.device)
         for name in s["students"]:
             t0 = time.perf_counter()
             lrs = s["lrs"][name]

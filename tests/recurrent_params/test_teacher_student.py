@@ -108,3 +108,44 @@ def test_command_line_writes_the_table(tmp_path, capsys):
         (tmp_path / "teacher_student.csv").read_text()
     assert main(["teacher-student", "--nu0", "1.0"]) == 1
     assert "[0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dense", "lru", "diag-exp-gamma"])
+def test_gram_loss_trains_like_running_the_students(name):
+    """Both losses draw the same batches and give the same value and gradient, so the
+    trajectories agree up to float32 rounding: every logged batch loss and the test loss."""
+    teacher = make_teacher(0.9, seed=0, dtype=torch.float32)
+    kw = dict(lrs=[1e-2, 1e-3], seeds=[0, 1], nu0=0.9, mode="fft", **TINY)
+    gram = train_stack(name, teacher, loss="gram", **kw)
+    direct = train_stack(name, teacher, loss="direct", **kw)
+    for a, b in zip(gram, direct):
+        assert (a["lr"], a["seed"]) == (b["lr"], b["seed"])
+        torch.testing.assert_close(torch.tensor(a["curve"]), torch.tensor(b["curve"]),
+                                   rtol=2e-4, atol=1e-6)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=2e-4)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_stack(name, teacher, loss="mse", **kw)
+
+
+def test_teacher_impulse_response_is_its_response_to_an_impulse():
+    teacher = make_teacher(0.9, seed=3, dtype=torch.float64)
+    x = torch.zeros(1, 40, 1, dtype=torch.float64)
+    x[0, 0, 0] = 1.0
+    torch.testing.assert_close(teacher.impulse_response(40)[:, 0, 0], teacher(x)[0, :, 0],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_command_line_float64_gram_and_direct_give_the_same_table(tmp_path):
+    """In float64 the two ways of computing the loss agree to rounding over a whole run."""
+    tables = {}
+    for loss in ("gram", "direct"):
+        out = tmp_path / loss
+        assert main(["teacher-student", "--nu0", "0.9", "--students", "lru", "dense", "--lrs",
+                     "0.01", "--steps", "15", "--length", "12", "--batch-size", "4", "--d-state",
+                     "12", "--seeds", "2", "--test-size", "8", "--dtype", "float64", "--loss",
+                     loss, "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+        result = json.loads((out / "teacher-student.json").read_text())
+        assert result["settings"]["dtype"] == "float64" and result["settings"]["loss"] == loss
+        tables[loss] = result["table"][0]
+    for key in ("lru", "dense", "lru_test", "dense_test"):
+        assert tables["gram"][key] == pytest.approx(tables["direct"][key], rel=1e-9), key
