@@ -155,23 +155,23 @@ def dense_kernel(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, L: int) -> t
     r"""Kernel $K_k = C A^k B$, $k < L$: ``(L, d_out, d_in)``.
 
     Baby steps and giant steps: with $k = a q + b$ ($q$ a power of two near $\sqrt L$),
-    $K_{aq+b} = (C A^{qa})(A^b B)$; $A^b B$ and $C A^{qa}$ by $q + p \approx 2\sqrt L$
-    matrix-vector products and $A^q$ by $\log_2 q$ squarings, $O(\sqrt L\,N^2 (d_{in} +
-    d_{out}) + N^3 \log_2 q + L N d_{in} d_{out})$: about a third of the work of doubling
-    (which squares $A$ $\lceil\log_2 L\rceil$ times) when $d_{in}, d_{out} \ll N$.
+    $K_{aq+b} = (C A^{qa})(A^b B)$. The baby steps $A^b B$ come by doubling, whose squarings
+    end at $A^q$ ($\log_2 q$ of them); the giant steps $C A^{qa}$ by $p - 1$ row-vector
+    products with $A^q$. $O(N^3 \log_2 q + \sqrt L\,N^2 (d_{in} + d_{out}) + L N d_{in}
+    d_{out})$: about half the matrix work of doubling all $L$ powers (which squares $A$
+    $\lceil\log_2 L\rceil$ times) when $d_{in}, d_{out} \ll N$.
     """
     q = _baby_steps(L)
     p = -(-L // q)
-    V = [B]  # A^b B, b < q
-    for _ in range(q - 1):
-        V.append(_thin_matmul(A, V[-1]))
-    Aq = A
-    for _ in range(q.bit_length() - 1):
-        Aq = Aq @ Aq  # A^q
+    V = B.unsqueeze(0)  # (m, N, d_in): A^b B, b < m
+    P = A  # A^m
+    while V.shape[0] < q:
+        V = torch.cat([V, _left_matmul(P, V)], 0)
+        P = P @ P
     W = [C]  # C A^(q a), a < p
     for _ in range(p - 1):
-        W.append(_thin_matmul(Aq.T, W[-1].T).T)
-    K = torch.einsum("pon,qni->pqoi", torch.stack(W), torch.stack(V))  # (p, q, d_out, d_in)
+        W.append(_thin_matmul(P.T, W[-1].T).T)
+    K = torch.einsum("pon,qni->pqoi", torch.stack(W), V)  # (p, q, d_out, d_in)
     return K.flatten(0, 1)[:L]
 
 

@@ -86,9 +86,10 @@ def lag_gram(x: torch.Tensor) -> torch.Tensor:
     L, d = x.shape[-2], x.shape[-1]
     M = torch.einsum("...bui,...bvj->...ijuv", x, x)  # (..., d, d, L, L)
     U = _upper_diagonal_sums(M.transpose(-1, -2))  # (..., d, d, L, L): G_ij on/above diagonal
-    # below the diagonal, block ij of the symmetric G is block ji transposed
-    below = U.transpose(-4, -3).transpose(-1, -2).tril(-1)
-    G = U + below
+    # below the diagonal, block ij of the symmetric G is block ji transposed; adding it
+    # whole counts the diagonal (equal in both) twice
+    G = U + U.transpose(-4, -3).transpose(-1, -2)
+    G.diagonal(dim1=-2, dim2=-1).sub_(U.diagonal(dim1=-2, dim2=-1))
     nb = G.dim() - 4
     G = G.permute(*range(nb), nb + 2, nb, nb + 3, nb + 1)  # (..., L, d, L, d): (k, i, k', j)
     return G.reshape(*x.shape[:-3], L * d, L * d)
