@@ -21,10 +21,13 @@ single-process code path is taken unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # annotations only: torch builds without distributed support still import
+    from torch.distributed import ProcessGroup
 
 __all__ = ["ShardReducer", "resolve_process_group", "unwrap_model"]
 
@@ -32,7 +35,11 @@ __all__ = ["ShardReducer", "resolve_process_group", "unwrap_model"]
 _FSDP_NAMES = ("FullyShardedDataParallel", "FSDPModule")
 
 
-def resolve_process_group(process_group: Any = None):
+def _scalar(value: Any) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def resolve_process_group(process_group: Any = None) -> ProcessGroup | None:
     """The process group to reduce over, or ``None`` for no reduction.
 
     Args:
@@ -158,6 +165,7 @@ class ShardReducer:
             raise ValueError(f"shard_size must be >= 0, got {shard_size}")
         self.group = resolve_process_group(process_group)
         self.reduction = reduction
+        self.device = torch.device(device)
         if self.group is None:
             self.weight = 1.0
             self.shard_sizes = [int(shard_size)]
@@ -205,6 +213,46 @@ class ShardReducer:
         if self.group is not None:
             torch.distributed.all_reduce(tensor, group=self.group)
         return tensor
+
+    def weighted_means(self, means: dict[str, Any], sizes: dict[str, int]
+                       ) -> dict[str, torch.Tensor]:
+        r"""Group means $\bar m_k = \sum_r n_{k,r}\, m_{k,r} / \sum_r n_{k,r}$ on every rank.
+
+        For quantities whose sample counts vary per key (e.g. radii of transitions measured on
+        different numbers of points), with one ``all_reduce`` for all keys. A 0-d tensor that
+        requires grad stays differentiable in this rank's term: the value is the group mean
+        and the gradient is $\frac{n_{k,r}}{\sum_r n_{k,r}}\nabla m_{k,r}$, so gradients
+        summed over the ranks (:meth:`sum_`) are those of the group mean. Without a group the
+        values come back unchanged (floats as 0-d float64 tensors).
+
+        Args:
+            means: ``{key: this rank's mean}`` (floats or 0-d tensors).
+            sizes: ``{key: this rank's number of samples}``.
+
+        Returns:
+            ``{key: group mean}``.
+        """
+        if self.group is None:
+            return {k: v if isinstance(v, torch.Tensor) else torch.tensor(float(v),
+                                                                          dtype=torch.float64)
+                    for k, v in means.items()}
+        names = list(means)
+        local = torch.tensor([_scalar(means[k]) * sizes[k] for k in names]
+                             + [float(sizes[k]) for k in names], dtype=torch.float64,
+                             device=self.device)
+        torch.distributed.all_reduce(local, group=self.group)
+        n = len(names)
+        out = {}
+        for i, k in enumerate(names):
+            total = float(local[n + i])
+            mean = local[i] / max(total, 1.0)
+            value = means[k]
+            if isinstance(value, torch.Tensor):
+                mean = mean.to(device=value.device, dtype=value.dtype)
+                if value.requires_grad:
+                    mean = mean + (value - value.detach()) * (sizes[k] / max(total, 1.0))
+            out[k] = mean
+        return out
 
     def check_identical(self, tensor: torch.Tensor, what: str) -> None:
         """Raise ``ValueError`` on every rank unless ``tensor`` is bit-identical on all ranks."""

@@ -127,7 +127,7 @@ class LSCResult:
                 f"best_step={self.best_step}, reason={self.reason!r})\n"
                 f"  {'transition':<16} {'before':>8}    {'after':>8}\n{rows}")
 
-    def plot(self, path=None):
+    def plot(self, path: Any = None) -> Any:
         """Radius of each transition per step, with the targets (needs matplotlib).
 
         Args:
@@ -255,9 +255,12 @@ class LSCPretrainer:
             With a group, every rank passes its own shard of the batches (``inputs``), or
             draws its own Gaussian inputs (from ``seed`` and its rank); the radii, floors and
             saturations are shard-size weighted means over the group, the gradient step uses
-            the gradient summed over the ranks, and the shuffles come from a generator seeded
-            alike on every rank. The first step broadcasts the group's first rank's weights
-            (as DDP does at construction). ``run`` is then a collective call.
+            the gradient summed over the ranks, and the shuffles and each step's measurement
+            seed come from a generator seeded alike on every rank (so ``nn.RNN``'s time step
+            is the same on every rank; per-sample draws, such as the time steps of stacks of
+            cells, depend on the shard, so those radii match one process in distribution, not
+            draw by draw). The first step broadcasts the group's first rank's weights (as DDP
+            does at construction). ``run`` is then a collective call.
 
     ``model`` may be a ``DistributedDataParallel`` module: its ``.module`` is pre-trained
     directly (DDP's forward and gradient hooks never run; the gradient is reduced as said
@@ -340,10 +343,11 @@ class LSCPretrainer:
                                     check=(sum(p.numel() for p in model.parameters()),))
         self._rank = (torch.distributed.get_rank(self.reducer.group)
                       if self.reducer.active else 0)
-        # with a group, shuffles come from their own generator (seeded alike on every rank,
-        # consumed alike) and Gaussian inputs from one seeded by the rank; in one process the
-        # single generator serves everything, as before
-        self._shuffle_generator = (torch.Generator().manual_seed(seed)
+        # with a group, shuffles and the seeds of each step's measurement come from a generator
+        # seeded alike and consumed alike on every rank (a shard's own draws, e.g. one time step
+        # per sample, depend on its size), Gaussian inputs from one seeded by the rank; in one
+        # process the single generator serves everything, as before
+        self._shared_generator = (torch.Generator().manual_seed(seed)
                                    if self.reducer.active else self.generator)
         self._data_generator = (torch.Generator().manual_seed(seed + 1_000_003 * (self._rank + 1))
                                 if self.reducer.active else None)
@@ -427,45 +431,15 @@ class LSCPretrainer:
         """Randomness of the final measurement, kept apart so that pausing changes nothing."""
         return torch.Generator().manual_seed(self._final_seed(salt))
 
-    def _group_means(self, means: dict[str, Any], sizes: dict[str, int]
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Shard-size weighted means over the group, ``sum_r n_r m_r / sum_r n_r``.
-
-        Returns ``(means, totals)`` as float64 0-d tensors (totals: ``sum_r n_r``), from one
-        ``all_reduce``.
-        """
-        names = list(means)
-        dev = self._like.device if self._like is not None else "cpu"
-        local = torch.tensor([float(means[k]) * sizes[k] for k in names]
-                             + [float(sizes[k]) for k in names], dtype=torch.float64,
-                             device=dev)
-        self.reducer.sum_(local)
-        n = len(names)
-        totals = {k: local[n + i] for i, k in enumerate(names)}
-        return {k: local[i] / totals[k].clamp_min(1) for i, k in enumerate(names)}, totals
-
-    def _reduce_radii(self, transitions: list[Transition], radii: dict[str, torch.Tensor]
-                      ) -> dict[str, torch.Tensor]:
-        r"""The group's radii $\sum_r \frac{n_r}{N}\bar\rho_r$, differentiable in this rank's term.
-
-        The value is the group mean; its gradient is this rank's term $\frac{n_r}{N}
-        \nabla\bar\rho_r$ only, so the gradients summed over the ranks are those of the
-        group loss.
-        """
-        sizes = {t.name: int(t.point.shape[0]) for t in transitions}
-        means, totals = self._group_means({k: v.detach() for k, v in radii.items()}, sizes)
-        out = {}
-        for k, r in radii.items():
-            mean = means[k].to(device=r.device, dtype=r.dtype)
-            if r.requires_grad:
-                share = sizes[k] / float(totals[k])
-                mean = mean + (r - r.detach()) * share
-            out[k] = mean
-        return out
-
     def _measure(self, grad: bool, final: bool = False, salt: int = 0
                  ) -> tuple[list[Transition], dict[str, torch.Tensor]]:
-        gen = self._final_generator(salt) if final else self.generator
+        if final:
+            gen = self._final_generator(salt)
+        elif self.reducer.active:  # a fresh generator per step, seeded alike on every rank
+            gen = torch.Generator().manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=self._shared_generator)))
+        else:
+            gen = self.generator
         self._check_weights()
         x = self._next_batch(final, gen, salt)
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
@@ -478,9 +452,10 @@ class LSCPretrainer:
             radii = transition_radii(transitions, method=self.method, max_exact=self.max_exact,
                                      krylov_dim=self.krylov_dim,
                                      max_restarts=self.max_restarts, generator=gen,
-                                     as_tensors=True)
-            if self.reducer.active:
-                radii = self._reduce_radii(transitions, radii)
+                                     as_tensors=True, process_group="local")
+            if self.reducer.active:  # the group's radii, differentiable in this rank's term
+                radii = self.reducer.weighted_means(
+                    radii, {t.name: int(t.point.shape[0]) for t in transitions})
         return transitions, radii
 
     def _check_weights(self) -> None:
@@ -505,8 +480,7 @@ class LSCPretrainer:
             out["all"] = hits / total
             sizes["all"] = total
         if self.reducer.active and out:
-            means, _ = self._group_means(out, sizes)
-            out = {k: float(v) for k, v in means.items()}
+            out = {k: float(v) for k, v in self.reducer.weighted_means(out, sizes).items()}
         return out
 
     @torch.no_grad()
@@ -519,8 +493,7 @@ class LSCPretrainer:
                 local[t.name] = float(t.floor(t.point, *t.context).mean())
                 sizes[t.name] = int(t.point.shape[0])
         if self.reducer.active and local:
-            means, _ = self._group_means(local, sizes)
-            local = {k: float(v) for k, v in means.items()}
+            local = {k: float(v) for k, v in self.reducer.weighted_means(local, sizes).items()}
         for t in transitions:
             if t.floor is None:
                 continue
@@ -710,11 +683,11 @@ class LSCPretrainer:
                 do_shuffle = self.step % self.shuffle_every == 0
             else:
                 do_shuffle = self.shuffle > 0 and float(
-                    torch.rand((), generator=self._shuffle_generator)) < self.shuffle
+                    torch.rand((), generator=self._shared_generator)) < self.shuffle
             if do_shuffle:
                 for t in transitions:
                     for d in t.drivers:
-                        perm = d.shuffle_(self._shuffle_generator)
+                        perm = d.shuffle_(self._shared_generator)
                         if perm is not None:
                             self._follow(d, perm=perm)
 
@@ -767,7 +740,7 @@ class LSCPretrainer:
             "floors": dict(self.floors), "floored": dict(self.floored),
             "saturation_before": self.saturation_before,
             "generator": self.generator.get_state(),
-            "shuffle_generator": self._shuffle_generator.get_state(),
+            "shared_generator": self._shared_generator.get_state(),
             "data_generator": (None if self._data_generator is None
                                else self._data_generator.get_state()),
             "optimizer": None if self.optimizer is None else copy.deepcopy(
@@ -788,8 +761,8 @@ class LSCPretrainer:
         if state["is_ffn"] is not None:
             self._is_ffn = state["is_ffn"]
         self.generator.set_state(state["generator"])
-        if state.get("shuffle_generator") is not None:
-            self._shuffle_generator.set_state(state["shuffle_generator"])
+        if state.get("shared_generator") is not None:
+            self._shared_generator.set_state(state["shared_generator"])
         if state.get("data_generator") is not None and self._data_generator is not None:
             self._data_generator.set_state(state["data_generator"])
         if state["optimizer"] is not None:

@@ -19,6 +19,7 @@ from diagnostics import (
     hessian_diagonality,
     hutchinson,
     resolve_process_group,
+    transition_radii,
     unwrap_model,
 )
 from tests._distributed import run_in_processes
@@ -73,6 +74,7 @@ def _worker(rank: int, world: int) -> dict:
     net, xm, ym = _mlp_problem()
     ddp = nn.parallel.DistributedDataParallel(net)
     out["ddp"] = _measure(ddp, (xm[lo:hi], ym[lo:hi]))
+    out["radii"] = transition_radii(ddp, xm[lo:hi])  # the radii of the whole batch
     ddp.zero_grad()
     mse(ddp(xm[lo:hi]), ym[lo:hi]).backward()  # DDP averages the gradients over the ranks
     out["ddp_grad"] = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
@@ -111,6 +113,7 @@ def reference():
     model, x, y = _problem()
     net, xm, ym = _mlp_problem()
     return {"op": _measure(model, (x, y)), "ddp": _measure(net, (xm, ym)),
+            "radii": transition_radii(net, xm),
             "local_loss": [float(mse(model(x[lo:hi]), y[lo:hi]).detach()) for lo, hi in SHARDS]}
 
 
@@ -142,6 +145,15 @@ def test_every_rank_gets_identical_results(ranks, which):
             assert torch.equal(va, vb), key
         else:
             assert va == vb, key
+
+
+def test_transition_radii_of_a_ddp_model_are_those_of_the_whole_batch(ranks, reference):
+    ref = reference["radii"]
+    for r in ranks:
+        assert r["radii"].keys() == ref.keys()
+        for name in ref:
+            assert r["radii"][name] == pytest.approx(ref[name], rel=1e-12, abs=1e-14)
+    assert ranks[0]["radii"] == ranks[1]["radii"]
 
 
 def test_ddp_still_trains_after_the_diagnostics(ranks):
