@@ -28,8 +28,9 @@ def _worker(rank: int, world: int) -> dict | None:
                 "result": json.loads(path.read_text()) if path.exists() else None}
 
 
+@pytest.mark.slow
 def test_teacher_student_sweep_in_two_processes_gives_the_one_process_table(tmp_path):
-    ranks = run_in_processes(_worker, 2, timeout=120)
+    ranks = run_in_processes(_worker, 2, timeout=240)  # a bound, not a measurement
     assert [r["code"] for r in ranks] == [0, 0]
     assert ranks[0]["exists"] and not ranks[1]["exists"]  # rank 0 reports, rank 1 does not
     threads = torch.get_num_threads()
@@ -69,3 +70,37 @@ def test_no_launcher_no_group(monkeypatch, world):
     with sweep() as ctx:
         assert ctx.world == 1
     assert not torch.distributed.is_initialized()
+
+
+DIGITS = ["lsc", "--task", "digits", "--quick", "--no-progress", "--threads", "1",
+          "--hidden", "4", "--cells", "gru", "--epochs", "1", "--pretrain-steps", "2",
+          "--pretrain-batch", "4", "--ffn-depth", "2", "--ffn-width", "4", "--ffn-epochs", "1",
+          "--ffn-pretrain-steps", "2"]
+
+
+def _digits_worker(rank: int, world: int) -> dict | None:
+    with tempfile.TemporaryDirectory() as folder:
+        code = main([*DIGITS, "--out", folder])
+        path = Path(folder) / "lsc.json"
+        return {"code": code, "logs": sorted(p.name for p in Path(folder).glob("*.jsonl")),
+                "result": json.loads(path.read_text()) if path.exists() else None}
+
+
+@pytest.mark.slow
+def test_lsc_digits_sweep_in_two_processes_gives_the_one_process_table(tmp_path):
+    pytest.importorskip("sklearn")
+    ranks = run_in_processes(_digits_worker, 2, timeout=300)  # a bound, not a measurement
+    assert [r["code"] for r in ranks] == [0, 0]
+    assert ranks[1]["result"] is None and ranks[1]["logs"] == ["lsc_digits_runs.rank1.jsonl"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*DIGITS, "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    single = json.loads((tmp_path / "lsc.json").read_text())
+    split = ranks[0]["result"]
+    # one rnn and one ffn configuration: one per rank; the same runs, the same accuracies
+    assert split["table"] == single["table"]
+    strip = [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in single["runs"]]
+    assert [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in split["runs"]] \
+        == strip
