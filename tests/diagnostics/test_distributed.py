@@ -49,18 +49,20 @@ def _vectors(n: int) -> torch.Tensor:
     return torch.randn(n, 4, dtype=DT, generator=torch.Generator().manual_seed(4))  # (P, 4)
 
 
-def _measure(model, batch, **kw) -> dict:
-    op = HessianOperator(model, mse, batch, progress=False, chunk_size=5, **kw)
+def _measure(model, batch, full: bool = True) -> dict:
+    op = HessianOperator(model, mse, batch, progress=False, chunk_size=5)
     exact = hessian_diagonality(op, k=2, method="exact", progress=False)
+    out = {"hv": op @ _vectors(op.num_params), "loss": op.loss(), "grad": op.gradient(),
+           "mass_exact": exact.diagonal_mass, "top_exact": exact.top_eigenvalues}
+    if not full:
+        return out
     free = hessian_diagonality(op, k=2, method="matrix-free", num_probes=20, block_probes=5,
                                progress=False)
     est = op.hutchinson(20, seed=1)
     return {
-        "hv": op @ _vectors(op.num_params), "loss": op.loss(), "grad": op.gradient(),
-        "dense": op.dense(), "eig": op.eigsh(3, seed=5)[0],
+        **out, "dense": op.dense(), "eig": op.eigsh(3, seed=5)[0],
         "eig_scipy": op.eigsh(2, method="scipy")[0],
         "hutch_diag": est.diag, "hutch_fro": est.frobenius_sq,
-        "mass_exact": exact.diagonal_mass, "top_exact": exact.top_eigenvalues,
         "mass_free": free.diagonal_mass, "top_free": free.top_eigenvalues,
         "blocks_free": free.block_masses,
     }
@@ -73,7 +75,7 @@ def _worker(rank: int, world: int) -> dict:
     # a DDP model: diagnostics act on .module; DDP trains normally afterwards
     net, xm, ym = _mlp_problem()
     ddp = nn.parallel.DistributedDataParallel(net)
-    out["ddp"] = _measure(ddp, (xm[lo:hi], ym[lo:hi]))
+    out["ddp"] = _measure(ddp, (xm[lo:hi], ym[lo:hi]), full=False)
     out["radii"] = transition_radii(ddp, xm[lo:hi])  # the radii of the whole batch
     ddp.zero_grad()
     mse(ddp(xm[lo:hi]), ym[lo:hi]).backward()  # DDP averages the gradients over the ranks
@@ -112,17 +114,17 @@ def ranks():
 def reference():
     model, x, y = _problem()
     net, xm, ym = _mlp_problem()
-    return {"op": _measure(model, (x, y)), "ddp": _measure(net, (xm, ym)),
+    return {"op": _measure(model, (x, y)), "ddp": _measure(net, (xm, ym), full=False),
             "radii": transition_radii(net, xm),
             "local_loss": [float(mse(model(x[lo:hi]), y[lo:hi]).detach()) for lo, hi in SHARDS]}
 
 
 KEYS = ["hv", "loss", "grad", "dense", "eig", "eig_scipy", "hutch_diag", "hutch_fro",
         "mass_exact", "top_exact", "mass_free", "top_free", "blocks_free"]
+CASES = [("op", key) for key in KEYS] + [("ddp", key) for key in KEYS[:3] + KEYS[8:10]]
 
 
-@pytest.mark.parametrize("which", ["op", "ddp"])
-@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(("which", "key"), CASES)
 def test_two_processes_match_one_process_on_the_whole_batch(ranks, reference, which, key):
     ref = reference[which][key]
     for r in ranks:
@@ -139,7 +141,8 @@ def test_two_processes_match_one_process_on_the_whole_batch(ranks, reference, wh
 @pytest.mark.parametrize("which", ["op", "ddp"])
 def test_every_rank_gets_identical_results(ranks, which):
     a, b = ranks[0][which], ranks[1][which]
-    for key in KEYS:
+    assert a.keys() == b.keys()
+    for key in a:
         va, vb = a[key], b[key]
         if isinstance(va, torch.Tensor):
             assert torch.equal(va, vb), key
