@@ -3,9 +3,13 @@
 # Transition radii (the Transition/Driver protocol)
 from diagnostics.correlated_inputs import correlated_inputs
 
+# Data-parallel support
+from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_model
+
 # Effective learning rates
 from diagnostics.effective_lr import EffectiveLRs, effective_learning_rates, supported_optimizers
 from diagnostics.effective_lr_tracker import EffectiveLRTracker
+from diagnostics.estimators import eigsh, hutchinson
 
 # Hessian
 from diagnostics.hessian_diagonality import (
@@ -36,6 +40,9 @@ __all__ = [
     "hessian_diagonality",
     "DiagonalityReport",
     "participation_number",
+    # Estimators for any linear operator
+    "hutchinson",
+    "eigsh",
     # Effective learning rates
     "effective_learning_rates",
     "EffectiveLRs",
@@ -48,4 +55,8 @@ __all__ = [
     "lsc_transitions",
     "Transition",
     "Driver",
+    # Data-parallel support
+    "unwrap_model",
+    "resolve_process_group",
+    "ShardReducer",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -128,8 +129,8 @@ class EffectiveLRTracker:
         return {"definition": self.definition, "steps": list(self.steps),
                 "summary": [r.summary for r in self.records]}
 
-    def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None, ax=None,
-             band: bool = True):
+    def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None,
+             ax: Any = None, band: bool = True) -> Any:
         """Plot one statistic per parameter tensor against the step (log scale).
 
         Args:

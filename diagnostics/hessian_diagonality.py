@@ -148,7 +148,10 @@ def hessian_diagonality(
         seed: seed of probes and Lanczos start.
         progress: show progress bars.
         **operator_kwargs: passed to :class:`HessianOperator` (``chunk_size``, ``param_names``,
-            ``backend``).
+            ``backend``, and for a batch sharded over a process group ``process_group``,
+            ``reduction``, ``shard_size``). With a group (the default one when
+            :mod:`torch.distributed` is initialised), the report is that of the concatenated
+            batch and the same on every rank; every rank must call this function.
 
     Returns:
         A :class:`DiagonalityReport`.

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from diagnostics._lanczos import lanczos_eigsh
+from diagnostics.distributed import ShardReducer, unwrap_model
+from diagnostics.estimators import HutchinsonEstimate, eigsh, hutchinson
 
 __all__ = ["HessianOperator", "HutchinsonEstimate", "ParameterBlock"]
 
@@ -47,58 +48,6 @@ class ParameterBlock:
     def real_shape(self) -> tuple[int, ...]:
         """Shape of the block as a real tensor."""
         return (*self.shape, 2) if self.is_complex else self.shape
-
-
-@dataclass
-class HutchinsonEstimate:
-    r"""Hutchinson estimates of $\mathrm{diag}\,H$ and $\|H\|_F^2$ from the same probes.
-
-    With Rademacher probes $z_k$ ($k = 1..m$), $u_k = z_k \odot H z_k$ and
-    $f_k = \|H z_k\|^2$: $\hat d = \frac1m\sum_k u_k$ estimates $\mathrm{diag}\,H$ and
-    $\hat F = \frac1m \sum_k f_k$ estimates $\|H\|_F^2$, both without bias. The plug-in
-    $\|\hat d\|^2$ is biased upward by $(\|H\|_F^2 - \|\mathrm{diag}\,H\|^2)/m$; the debiased
-    $\widehat{D} = (m\|\hat d\|^2 - \hat F)/(m - 1)$ is unbiased, and the diagonal mass
-    $\hat r = \sqrt{\max(\widehat D, 0)/\hat F}$ carries a jackknife (leave-one-probe-out)
-    standard error.
-
-    Attributes:
-        diag: estimate of the diagonal, shape ``(P,)``.
-        diag_stderr: per-coordinate standard error of ``diag``, shape ``(P,)``.
-        frobenius_sq: estimate of $\|H\|_F^2$.
-        frobenius_sq_stderr: its standard error.
-        diag_norm_sq: debiased estimate of $\|\mathrm{diag}\,H\|_2^2$ (may be negative when the
-            diagonal is negligible).
-        diagonal_mass: $\hat r$.
-        diagonal_mass_stderr: jackknife standard error of $\hat r$.
-        num_probes: $m$.
-    """
-
-    diag: torch.Tensor
-    diag_stderr: torch.Tensor
-    frobenius_sq: float
-    frobenius_sq_stderr: float
-    diag_norm_sq: float
-    diagonal_mass: float
-    diagonal_mass_stderr: float
-    num_probes: int
-
-    def __repr__(self) -> str:
-        return (
-            f"HutchinsonEstimate(num_probes={self.num_probes}, "
-            f"frobenius_sq={self.frobenius_sq:.4g} ± {self.frobenius_sq_stderr:.2g}, "
-            f"diagonal_mass={self.diagonal_mass:.4f} ± {self.diagonal_mass_stderr:.4f})"
-        )
-
-    def to_dict(self) -> dict:
-        """Scalars only (the diagonal itself stays a tensor attribute)."""
-        return {
-            "frobenius_sq": self.frobenius_sq,
-            "frobenius_sq_stderr": self.frobenius_sq_stderr,
-            "diag_norm_sq": self.diag_norm_sq,
-            "diagonal_mass": self.diagonal_mass,
-            "diagonal_mass_stderr": self.diagonal_mass_stderr,
-            "num_probes": self.num_probes,
-        }
 
 
 def _tensors(obj: Any) -> Iterable[torch.Tensor]:
@@ -167,8 +116,28 @@ class HessianOperator:
     that no ``torch.func`` transform can handle (e.g. an old-style ``autograd.Function``) fall
     back, with a warning, to a plain ``torch.autograd`` double backward, one vector at a time.
 
+    **Data-parallel.** When :mod:`torch.distributed` is initialised (or a ``process_group``
+    is given), every rank holds a shard of $n_r$ samples of a batch of $N = \sum_r n_r$, and
+    the operator is that of the whole batch: for a mean loss
+    $\ell = \sum_r \frac{n_r}{N}\,\ell_r$, so
+
+    $$H v = \sum_r \frac{n_r}{N}\, H_r v, \qquad \nabla \ell = \sum_r \frac{n_r}{N}
+    \nabla \ell_r$$
+
+    (weights 1 with ``reduction="sum"``). The reduction is one ``all_reduce`` per call of
+    :meth:`hvp` (so per block of vectors), in :meth:`loss` and in :meth:`gradient`; everything
+    built on products (:meth:`dense`, :meth:`eigsh`, :meth:`hutchinson`,
+    :func:`~diagnostics.hessian_diagonality`) is then the same on every rank, because the
+    products are, and their random probes and starting vectors are drawn from seeds on the
+    CPU. Every rank must call the same methods in the same order (they are collective).
+    Construction checks that the ranks agree on the parameters (bit for bit) and on their
+    number. Without a group (one process) nothing is communicated. A
+    ``DistributedDataParallel`` model is unwrapped (its ``.module`` is used), so DDP's
+    forward and its gradient hooks never run; FSDP-sharded models are refused (see
+    :func:`~diagnostics.unwrap_model`).
+
     Args:
-        model: any ``nn.Module``.
+        model: any ``nn.Module``, or a ``DistributedDataParallel`` module.
         loss_fn: ``loss_fn(outputs, targets) -> scalar`` where ``outputs = model(*inputs)``
             (for the cells of this package, ``outputs`` is the pair ``(y, last_state)``).
         batch: ``(inputs, targets)``; ``inputs`` is a tensor or a tuple of positional
@@ -179,10 +148,18 @@ class HessianOperator:
         backend: ``"auto"``, ``"forward-over-reverse"``, ``"reverse-over-reverse"`` or
             ``"autograd"``.
         progress: show tqdm bars for long loops.
+        process_group: ``None`` (the default group when :mod:`torch.distributed` is
+            initialised, else none), a ``ProcessGroup``, or ``"local"`` (this rank's shard
+            alone); see :func:`~diagnostics.resolve_process_group`.
+        reduction: ``"mean"`` when ``loss_fn`` averages over the samples (shards weighted by
+            $n_r/N$) or ``"sum"`` when it sums them (weights 1). Only used with a group.
+        shard_size: $n_r$; default the leading dimension of the first input tensor
+            (batch-first). Only used with a group.
 
     Attributes:
         blocks: one :class:`ParameterBlock` per parameter tensor, in order.
         num_hvps: Hessian-vector products computed so far.
+        reducer: the :class:`~diagnostics.ShardReducer` (inactive in one process).
 
     Examples:
         >>> import torch
@@ -208,9 +185,11 @@ class HessianOperator:
         chunk_size: int = 32,
         backend: str = "auto",
         progress: bool = True,
+        process_group: Any = None,
+        reduction: str = "mean",
+        shard_size: int | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        model = unwrap_model(model)
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
@@ -232,6 +211,9 @@ class HessianOperator:
         if param_names is None:
             chosen = [(n, p) for n, p in named.items() if p.requires_grad]
         else:
+            # names of a DDP wrapper's parameters carry a "module." prefix: accept them
+            param_names = [n[len("module."):] if n not in named and n.startswith("module.")
+                           else n for n in param_names]
             unknown = [n for n in param_names if n not in named]
             if unknown:
                 raise ValueError(f"unknown parameter names {unknown}; available: {list(named)}")
@@ -271,6 +253,13 @@ class HessianOperator:
             [(torch.view_as_real(p) if p.is_complex() else p).detach().reshape(-1)
              for _, p in chosen]
         )  # (P,)
+        if shard_size is None:
+            first = next(iter(_tensors(self._inputs)), None)
+            shard_size = int(first.shape[0]) if first is not None and first.dim() else 1
+        self.reducer = ShardReducer(shard_size, process_group=process_group,
+                                    reduction=reduction, device=self.device,
+                                    check=(self._theta.numel(),))
+        self.reducer.check_identical(self._theta, "the parameters")
         self._backend = _Backend(backend)
         self._resolved = False
         self._dense: torch.Tensor | None = None
@@ -335,13 +324,13 @@ class HessianOperator:
         return loss.reshape(())
 
     def loss(self) -> float:
-        """The loss at $\\theta$."""
+        """The loss at $\\theta$ (of the whole batch of the process group, if any)."""
         with torch.no_grad():
-            return float(self._loss_of(self._theta))
+            return float(self.reducer.reduce_(self._loss_of(self._theta).detach().clone()))
 
     def gradient(self) -> torch.Tensor:
-        """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)``."""
-        return torch.func.grad(self._loss_of)(self._theta)
+        """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)`` (reduced like the loss)."""
+        return self.reducer.reduce_(torch.func.grad(self._loss_of)(self._theta))
 
     def _hvp_single(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         theta = self._theta
@@ -457,6 +446,9 @@ class HessianOperator:
                 outs.append(self._resolve_backend(chunk))
             self.num_hvps += chunk.shape[0]
         out = torch.cat(outs) if outs else vs.clone()
+        if self.reducer.active and outs:
+            # the one place where ranks meet: sum_r w_r H_r v (a fresh tensor, safe in place)
+            out = self.reducer.reduce_(out.contiguous())
         return out[0] if single else out
 
     def matvec(self, vector: torch.Tensor) -> torch.Tensor:
@@ -557,22 +549,19 @@ class HessianOperator:
         """
         show = self.progress if progress is None else progress
         if method == "lanczos":
-            gen = torch.Generator().manual_seed(seed)
-            values, vectors, self.last_lanczos_info = lanczos_eigsh(
-                lambda vs: self.hvp(vs, progress=False), self.num_params, k, which=which,
-                block_size=block_size, tol=tol, max_dim=max_dim, dtype=self.dtype,
-                device=self.device, generator=gen, progress=show,
-            )
-            return values, vectors
+            self.last_lanczos_info = {}
+            return eigsh(self, k, which=which, block_size=block_size, tol=tol,
+                         max_dim=max_dim, seed=seed, progress=show,
+                         info=self.last_lanczos_info)
         if method == "scipy":
             import numpy as np
-            from scipy.sparse.linalg import eigsh
+            from scipy.sparse.linalg import eigsh as scipy_eigsh
 
             if not 1 <= k < self.num_params:
                 raise ValueError(f"scipy eigsh needs 1 <= k < {self.num_params}, got {k}")
             rng = np.random.default_rng(seed)
             v0 = rng.standard_normal(self.num_params)
-            values, vectors = eigsh(self.as_linear_operator(), k=k, which=which, v0=v0,
+            values, vectors = scipy_eigsh(self.as_linear_operator(), k=k, which=which, v0=v0,
                                     tol=0.0 if tol is None else tol)
             order = np.argsort(-np.abs(values) if which == "LM" else
                                (values if which == "SA" else -values))
@@ -617,56 +606,19 @@ class HessianOperator:
                 the diagonal of that block (zeros elsewhere) and ``frobenius_sq`` estimates
                 $\\|H_{:,b}\\|_F^2$.
             progress: override the operator's ``progress`` setting.
+
+        Estimators that take any linear operator, such as this one, live in
+        :mod:`diagnostics.estimators` (:func:`~diagnostics.hutchinson`,
+        :func:`~diagnostics.eigsh`).
         """
-        if num_probes < 3:
-            raise ValueError(f"num_probes must be >= 3 for error bars, got {num_probes}")
-        n = self.num_params
-        mask = None
+        span = None
         if block is not None:
             if block not in self.offsets:
                 raise ValueError(f"unknown block {block!r}; available: {self.names}")
-            s, e = self.offsets[block]
-            mask = torch.zeros(n, dtype=self.dtype, device=self.device)
-            mask[s:e] = 1.0
-        gen = torch.Generator().manual_seed(seed)
+            span = self.offsets[block]
         show = self.progress if progress is None else progress
-        us, fs = [], []
-        starts = range(0, num_probes, self.chunk_size)
-        for s in _progress(starts, show and num_probes > self.chunk_size, "Hutchinson",
-                           len(starts)):
-            b = min(self.chunk_size, num_probes - s)
-            z = torch.randint(0, 2, (b, n), generator=gen).to(self.dtype) * 2 - 1
-            z = z.to(self.device)  # (b, P)
-            if mask is not None:
-                z = z * mask
-            hz = self.hvp(z, progress=False)  # (b, P)
-            us.append(z * hz)
-            fs.append((hz * hz).sum(dim=1))
-        u = torch.cat(us).to(torch.float64)  # (m, P)
-        f = torch.cat(fs).to(torch.float64)  # (m,)
-        m = num_probes
-        diag = u.mean(0)
-        diag_stderr = u.std(0, unbiased=True) / m**0.5
-        fro = f.mean()
-        fro_se = f.std(unbiased=True) / m**0.5
-
-        def mass(total_u: torch.Tensor, total_f: torch.Tensor, count: int):
-            d = total_u / count
-            fr = total_f / count
-            dn = (count * (d * d).sum(-1) - fr) / (count - 1)
-            return dn, torch.sqrt(dn.clamp(min=0) / fr)
-
-        dn, r = mass(u.sum(0), f.sum(), m)
-        # jackknife over probes
-        loo_u = u.sum(0, keepdim=True) - u  # (m, P)
-        loo_f = f.sum() - f  # (m,)
-        _, r_loo = mass(loo_u, loo_f, m - 1)
-        r_se = ((m - 1) / m * ((r_loo - r_loo.mean()) ** 2).sum()) ** 0.5
-        return HutchinsonEstimate(
-            diag=diag.to(self.dtype), diag_stderr=diag_stderr.to(self.dtype),
-            frobenius_sq=float(fro), frobenius_sq_stderr=float(fro_se), diag_norm_sq=float(dn),
-            diagonal_mass=float(r), diagonal_mass_stderr=float(r_se), num_probes=m,
-        )
+        return hutchinson(self, num_probes, seed=seed, block=span, chunk_size=self.chunk_size,
+                          progress=show)
 
     def hutchinson_diagonal(self, num_probes: int = 100, *, seed: int = 0
                             ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,11 +33,13 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import jvp
 
+from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_model
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
     Transition,
@@ -260,7 +262,8 @@ def transition_radii(model: nn.Module | Sequence[Transition],
                      inputs: torch.Tensor | None = None, *, batch_size: int = 64,
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
                      max_exact: int = 128, generator: torch.Generator | None = None,
-                     as_tensors: bool = False, **kwargs) -> dict[str, float]:
+                     as_tensors: bool = False, process_group: Any = None,
+                     **kwargs: Any) -> dict[str, float]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 
     Args:
@@ -275,6 +278,13 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         generator: randomness for inputs, time steps and start vectors.
         as_tensors: return 0-d tensors (differentiable when gradients are enabled) instead of
             floats.
+        process_group: ``None`` (the default group when :mod:`torch.distributed` is
+            initialised, else none), a ``ProcessGroup`` or ``"local"``. With a group, each
+            rank measures its own shard of ``inputs`` (or its own Gaussian draw: give each
+            rank its own ``generator``) and every rank gets the shard-size weighted mean over
+            the group, the radius of the concatenated batch (a collective call). Tensors
+            returned with ``as_tensors`` are differentiable in this rank's term only; see
+            :meth:`diagnostics.ShardReducer.weighted_means`.
         **kwargs: passed to :func:`spectral_radius` (``krylov_dim``, ``tol``...).
 
     Returns:
@@ -295,6 +305,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         {'linear0': 1.0, 'linear1': 1.0}
     """
     if isinstance(model, nn.Module):
+        model = unwrap_model(model)  # a DDP model: measure its .module
         if inputs is None:
             inputs = gaussian_inputs(model, batch_size, seq_len, generator,
                                      like=first_tensor(model))
@@ -304,6 +315,13 @@ def transition_radii(model: nn.Module | Sequence[Transition],
     with torch.set_grad_enabled(as_tensors and torch.is_grad_enabled()):
         radii = _radii_tensors(transitions, method=method, max_exact=max_exact,
                                generator=generator, **kwargs)
+        group = resolve_process_group(process_group)
+        if group is not None:  # shard-size weighted means over the group
+            sizes = {t.name: int(t.point.shape[0]) for t in transitions}
+            reducer = ShardReducer(max(sizes.values(), default=0), process_group=group,
+                                   device=transitions[0].point.device if transitions else "cpu",
+                                   check=(len(sizes),))
+            radii = reducer.weighted_means(radii, sizes)
     if as_tensors:
         return radii
     return {k: float(v) for k, v in radii.items()}

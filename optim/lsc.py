@@ -19,6 +19,13 @@ One pre-training step:
    ``right_inverse``; the exponential parameter $\nu$ is never multiplied;
 5. optionally shuffle the entries of the driving matrices.
 
+Data-parallel: with :mod:`torch.distributed` initialised (or a ``process_group`` given),
+each rank measures the radii on its own shard of $n_r$ samples and the group uses
+$\bar\rho_k = \sum_r \frac{n_r}{N}\bar\rho_{k,r}$, the radius of the concatenated batch;
+the gradient of the loss is summed over the ranks, and the rescaling factors, the shuffle
+decisions and permutations (drawn from a generator seeded alike on every rank) are the same
+everywhere, so the parameters stay bit-identical across ranks.
+
 It stops when every $|\bar\rho_k-\rho_t|$ is within ``tolerance`` for ``patience``
 consecutive steps, or after ``max_steps`` steps (``converged=False``, with the reason), and
 leaves the model with the best weights it measured.
@@ -42,6 +49,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from diagnostics.distributed import ShardReducer, unwrap_model
 from diagnostics.radii import transition_radii
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
@@ -119,7 +127,7 @@ class LSCResult:
                 f"best_step={self.best_step}, reason={self.reason!r})\n"
                 f"  {'transition':<16} {'before':>8}    {'after':>8}\n{rows}")
 
-    def plot(self, path=None):
+    def plot(self, path: Any = None) -> Any:
         """Radius of each transition per step, with the targets (needs matplotlib).
 
         Args:
@@ -241,6 +249,22 @@ class LSCPretrainer:
         max_magnitude: cap on $|\lambda|$ when eigenvalues are rescaled.
         seed: seeds the generator used for inputs, time steps, shuffles and start vectors.
         progress: show a tqdm bar.
+        process_group: ``None`` (the default group when :mod:`torch.distributed` is
+            initialised, else none), a ``ProcessGroup``, or ``"local"`` (no communication:
+            each rank pre-trains its own model); see :func:`diagnostics.resolve_process_group`.
+            With a group, every rank passes its own shard of the batches (``inputs``), or
+            draws its own Gaussian inputs (from ``seed`` and its rank); the radii, floors and
+            saturations are shard-size weighted means over the group, the gradient step uses
+            the gradient summed over the ranks, and the shuffles and each step's measurement
+            seed come from a generator seeded alike on every rank (so ``nn.RNN``'s time step
+            is the same on every rank; per-sample draws, such as the time steps of stacks of
+            cells, depend on the shard, so those radii match one process in distribution, not
+            draw by draw). The first step broadcasts the group's first rank's weights (as DDP
+            does at construction). ``run`` is then a collective call.
+
+    ``model`` may be a ``DistributedDataParallel`` module: its ``.module`` is pre-trained
+    directly (DDP's forward and gradient hooks never run; the gradient is reduced as said
+    above). FSDP-sharded models are refused.
 
     Transitions that cannot reach their target with kernels alone (an LSTM time transition
     whose forget-gate floor lies above the target) are not pushed there: their drivers are
@@ -275,9 +299,8 @@ class LSCPretrainer:
                  saturation_threshold: float = 4.0, method: str = "auto",
                  max_exact: int = 128, krylov_dim: int = 32, max_restarts: int = 1,
                  max_magnitude: float = 1.0 - 1e-4, seed: int = 0,
-                 progress: bool = True):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+                 progress: bool = True, process_group: Any = None):
+        model = unwrap_model(model)
         if data is not None:
             if inputs is not None:
                 raise ValueError("give the batches as `inputs` or as `data`, not both")
@@ -314,6 +337,20 @@ class LSCPretrainer:
         self.seed = seed
         self.progress = progress
         self.generator = torch.Generator().manual_seed(seed)
+        self._like = first_tensor(model)
+        device = self._like.device if self._like is not None else "cpu"
+        self.reducer = ShardReducer(1, process_group=process_group, device=device,
+                                    check=(sum(p.numel() for p in model.parameters()),))
+        self._rank = (torch.distributed.get_rank(self.reducer.group)
+                      if self.reducer.active else 0)
+        # with a group, shuffles and the seeds of each step's measurement come from a generator
+        # seeded alike and consumed alike on every rank (a shard's own draws, e.g. one time step
+        # per sample, depend on its size), Gaussian inputs from one seeded by the rank; in one
+        # process the single generator serves everything, as before
+        self._shared_generator = (torch.Generator().manual_seed(seed)
+                                   if self.reducer.active else self.generator)
+        self._data_generator = (torch.Generator().manual_seed(seed + 1_000_003 * (self._rank + 1))
+                                if self.reducer.active else None)
         self.optimizer: Optimizer | None = None
         if grad_step:
             params = [p for p in model.parameters() if p.requires_grad]
@@ -326,7 +363,6 @@ class LSCPretrainer:
                 self.optimizer = optimizer(params)
         elif optimizer is not None:
             raise ValueError("an optimizer was given but grad_step=False")
-        self._like = first_tensor(model)
         self._iter = None
         self._last_batch: torch.Tensor | None = None
         # progress state (what state_dict saves)
@@ -346,13 +382,16 @@ class LSCPretrainer:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def _next_batch(self, final: bool = False, gen: torch.Generator | None = None
-                    ) -> torch.Tensor:
+    def _next_batch(self, final: bool = False, gen: torch.Generator | None = None,
+                    salt: int = 0) -> torch.Tensor:
         src = self.inputs
         if final and src is not None and self._last_batch is not None:
             return self._last_batch
         if src is None:
             gen = gen if final else self.generator
+            if self.reducer.active:  # each rank its own Gaussian shard
+                gen = self._data_generator if not final else torch.Generator().manual_seed(
+                    self._final_seed(salt) + 1_000_003 * (self._rank + 1))
             x = gaussian_inputs(self.model, self.batch_size, self.seq_len, gen, like=self._like,
                                 shape=self.input_shape)
         elif isinstance(src, torch.Tensor):
@@ -385,15 +424,24 @@ class LSCPretrainer:
             self._last_batch = x
         return x
 
+    def _final_seed(self, salt: int = 0) -> int:
+        return self.seed + 7919 * (self.step + 1) + 104729 * salt
+
     def _final_generator(self, salt: int = 0) -> torch.Generator:
         """Randomness of the final measurement, kept apart so that pausing changes nothing."""
-        return torch.Generator().manual_seed(self.seed + 7919 * (self.step + 1) + 104729 * salt)
+        return torch.Generator().manual_seed(self._final_seed(salt))
 
     def _measure(self, grad: bool, final: bool = False, salt: int = 0
                  ) -> tuple[list[Transition], dict[str, torch.Tensor]]:
-        gen = self._final_generator(salt) if final else self.generator
+        if final:
+            gen = self._final_generator(salt)
+        elif self.reducer.active:  # a fresh generator per step, seeded alike on every rank
+            gen = torch.Generator().manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=self._shared_generator)))
+        else:
+            gen = self.generator
         self._check_weights()
-        x = self._next_batch(final, gen)
+        x = self._next_batch(final, gen, salt)
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
             raise FloatingPointError("an input batch contains NaN or inf")
         transitions = model_transitions(self.model, x, gen,
@@ -404,7 +452,10 @@ class LSCPretrainer:
             radii = transition_radii(transitions, method=self.method, max_exact=self.max_exact,
                                      krylov_dim=self.krylov_dim,
                                      max_restarts=self.max_restarts, generator=gen,
-                                     as_tensors=True)
+                                     as_tensors=True, process_group="local")
+            if self.reducer.active:  # the group's radii, differentiable in this rank's term
+                radii = self.reducer.weighted_means(
+                    radii, {t.name: int(t.point.shape[0]) for t in transitions})
         return transitions, radii
 
     def _check_weights(self) -> None:
@@ -416,26 +467,37 @@ class LSCPretrainer:
     @torch.no_grad()
     def _saturation(self, transitions: list[Transition]) -> dict[str, float]:
         """Fraction of gate pre-activations with |z| above the threshold, per transition."""
-        out, hits, total = {}, 0, 0
+        out, sizes, hits, total = {}, {}, 0, 0
         for t in transitions:
             if t.gates is None:
                 continue
             z = t.gates(t.point, *t.context)
             sat = z.abs() > self.saturation_threshold
             out[t.name] = float(sat.float().mean())
+            sizes[t.name] = sat.numel()
             hits, total = hits + int(sat.sum()), total + sat.numel()
         if total:
             out["all"] = hits / total
+            sizes["all"] = total
+        if self.reducer.active and out:
+            out = {k: float(v) for k, v in self.reducer.weighted_means(out, sizes).items()}
         return out
 
     @torch.no_grad()
     def _update_floors(self, transitions: list[Transition], values: dict[str, float],
                        tol: float) -> None:
         """Estimate each floor; mark a transition floored when the floor blocks its target."""
+        local, sizes = {}, {}
+        for t in transitions:
+            if t.floor is not None:
+                local[t.name] = float(t.floor(t.point, *t.context).mean())
+                sizes[t.name] = int(t.point.shape[0])
+        if self.reducer.active and local:
+            local = {k: float(v) for k, v in self.reducer.weighted_means(local, sizes).items()}
         for t in transitions:
             if t.floor is None:
                 continue
-            floor = float(t.floor(t.point, *t.context).mean())
+            floor = local[t.name]
             self.floors[t.name] = floor
             target = self.targets[t.name]
             self.floored[t.name] = floor >= target - tol and values[t.name] > target + tol
@@ -483,6 +545,10 @@ class LSCPretrainer:
         from tqdm.auto import tqdm
 
         if self.radii_before is None:
+            if self.reducer.active:  # start from the same weights everywhere (as DDP does)
+                with torch.no_grad():
+                    for tensor in self.model.state_dict().values():
+                        self.reducer.broadcast_(tensor)
             with torch.no_grad():
                 transitions, radii = self._measure(grad=False)
             self._is_ffn = not any(t.kind == "time" for t in transitions)
@@ -587,6 +653,10 @@ class LSCPretrainer:
             self.optimizer.zero_grad()
             if loss.requires_grad:
                 loss.backward()
+                if self.reducer.active:  # each rank holds its term: sum them
+                    for p in self.model.parameters():
+                        if p.grad is not None:
+                            self.reducer.sum_(p.grad)
                 self.optimizer.step()
             self.optimizer.zero_grad()
         del radii, loss
@@ -613,11 +683,11 @@ class LSCPretrainer:
                 do_shuffle = self.step % self.shuffle_every == 0
             else:
                 do_shuffle = self.shuffle > 0 and float(
-                    torch.rand((), generator=self.generator)) < self.shuffle
+                    torch.rand((), generator=self._shared_generator)) < self.shuffle
             if do_shuffle:
                 for t in transitions:
                     for d in t.drivers:
-                        perm = d.shuffle_(self.generator)
+                        perm = d.shuffle_(self._shared_generator)
                         if perm is not None:
                             self._follow(d, perm=perm)
 
@@ -670,6 +740,9 @@ class LSCPretrainer:
             "floors": dict(self.floors), "floored": dict(self.floored),
             "saturation_before": self.saturation_before,
             "generator": self.generator.get_state(),
+            "shared_generator": self._shared_generator.get_state(),
+            "data_generator": (None if self._data_generator is None
+                               else self._data_generator.get_state()),
             "optimizer": None if self.optimizer is None else copy.deepcopy(
                 self.optimizer.state_dict()),
         }
@@ -688,6 +761,10 @@ class LSCPretrainer:
         if state["is_ffn"] is not None:
             self._is_ffn = state["is_ffn"]
         self.generator.set_state(state["generator"])
+        if state.get("shared_generator") is not None:
+            self._shared_generator.set_state(state["shared_generator"])
+        if state.get("data_generator") is not None and self._data_generator is not None:
+            self._data_generator.set_state(state["data_generator"])
         if state["optimizer"] is not None:
             if self.optimizer is None:
                 raise ValueError("the checkpoint has optimiser state but grad_step=False")

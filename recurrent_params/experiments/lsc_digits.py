@@ -29,6 +29,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -223,8 +224,9 @@ def _pretrain(model, data, target, steps, batch, seed, progress):
     perm = torch.randperm(len(data.y_train), generator=gen).to(data.y_train.device)
     batches = [data.x_train[perm[i:i + batch]] for i in range(0, len(perm) - batch + 1, batch)]
     t0 = time.perf_counter()
+    # "local": under torchrun each rank pre-trains a configuration of its own
     res = LSCPretrainer(model, data=batches, target=target, max_steps=steps, seed=seed,
-                        progress=progress).run()
+                        progress=progress, process_group="local").run()
     return res, time.perf_counter() - t0
 
 
@@ -279,73 +281,112 @@ def _train_and_record(rec: dict, net, data, epochs: int, lr: float, batch: int, 
     _log(log, rec)
 
 
-def run_digits(args) -> dict:
-    """Run both parts, print the tables, write CSV/JSON/markdown/figure under ``--out``."""
+def _rnn_config(s: dict, data, seed: int, cell: str, depth: int, progress: bool,
+                log: Path | None) -> list[dict]:
+    """The four initialisations of one recurrent configuration, trained one after another."""
+    runs: list[dict] = []
+    torch.manual_seed(seed)
+    base = SequenceClassifier(cell, s["hidden"], depth).to(data.x_train.device)
+    for init in RNN_INITS:
+        net = copy.deepcopy(base)
+        rec = {"part": "rnn", "cell": cell, "depth": depth, "init": init, "seed": seed}
+        if init == "keras":
+            keras_like_init_(net)
+        elif init.startswith("lsc"):
+            res, secs = _pretrain(net.rnn, data, float(init.split("-")[1]),
+                                  s["pretrain_steps"], s["pretrain_batch"], seed, progress)
+            rec.update(lsc_converged=res.converged, lsc_steps=res.steps, lsc_seconds=secs,
+                       radii_before=res.radii_before, radii_after=res.radii_after,
+                       lsc_status=res.status, saturation_before=res.saturation_before,
+                       saturation_after=res.saturation_after, lsc_warnings=res.warnings)
+        _train_and_record(rec, net, data, s["epochs"], s["lr"], s["batch"], seed, runs, log)
+        print(f"  seed {seed} {cell} x{depth} {init:<8} test acc "
+              f"{rec['test_acc']:.3f} (epoch {rec['best_epoch']}, "
+              f"{rec['train_seconds']:.0f} s"
+              + (f", LSC {rec['lsc_steps']} steps {rec['lsc_seconds']:.0f} s"
+                 if "lsc_steps" in rec else "") + ")", flush=True)
+    return runs
+
+
+def _ffn_config(s: dict, flat, seed: int, act: str, progress: bool,
+                log: Path | None) -> list[dict]:
+    """The four initialisations of one feed-forward configuration."""
+    runs: list[dict] = []
+    torch.manual_seed(seed)
+    base = make_ffn(act, s["ffn_depth"], s["ffn_width"]).to(flat.x_train.device)
+    for init in FFN_INITS:
+        net = copy.deepcopy(base)
+        rec = {"part": "ffn", "cell": act, "depth": s["ffn_depth"], "init": init, "seed": seed}
+        ffn_init_(net, "glorot" if init.startswith("lsc") else init)
+        if init.startswith("lsc"):
+            res, secs = _pretrain(net, flat, 1.0, s["ffn_pretrain_steps"], s["pretrain_batch"],
+                                  seed, progress)
+            rec.update(lsc_converged=res.converged, lsc_steps=res.steps, lsc_seconds=secs)
+        _train_and_record(rec, net, flat, s["ffn_epochs"], s["ffn_lr"], s["batch"], seed, runs,
+                          log)
+        print(f"  seed {seed} ffn {act} x{s['ffn_depth']} {init:<10} test acc "
+              f"{rec['test_acc']:.3f} ({rec['train_seconds']:.0f} s)", flush=True)
+    return runs
+
+
+def run_digits(args) -> dict | None:
+    """Run both parts, print the tables, write CSV/JSON/markdown/figure under ``--out``.
+
+    Under ``torchrun --nproc-per-node N`` the (seed, network) configurations are split across
+    the ranks (:mod:`recurrent_params.experiments.sweep`); rank 0 reports the gathered table
+    and the other ranks return ``None`` (each rank logs its runs to its own
+    ``lsc_digits_runs.rank<r>.jsonl``).
+    """
+    from recurrent_params.experiments.sweep import sweep
+
     s = sizes_for(args)
-    device = args.device
     progress = not args.no_progress
-    log = args.out / "lsc_digits_runs.jsonl" if args.out is not None else None
-    if log is not None and log.exists():
-        log.unlink()
-    runs = []
-    print(f"LSC on 8x8 digits, {s['seeds']} seed(s), train batch {s['batch']}")
-    if s["rnn"]:
-        print(f"  recurrent (64 steps x 1 pixel): {s['cells']} depths {s['depths']}, width "
-              f"{s['hidden']}, {s['epochs']} epochs, LSC <= {s['pretrain_steps']} steps")
-    if s["ffn"]:
-        print(f"  FFN: {s['ffn_activations']} depth {s['ffn_depth']}, width {s['ffn_width']}, "
-              f"{s['ffn_epochs']} epochs, LSC <= {s['ffn_pretrain_steps']} steps")
-    t_start = time.perf_counter()
+    work = []
     for seed in range(args.seed, args.seed + s["seeds"]):
-        data = load_digits_sequences(seed=seed).to(device)
-        for cell in s["cells"] if s["rnn"] else []:
-            for depth in s["depths"]:
-                torch.manual_seed(seed)
-                base = SequenceClassifier(cell, s["hidden"], depth).to(device)
-                for init in RNN_INITS:
-                    net = copy.deepcopy(base)
-                    rec = {"part": "rnn", "cell": cell, "depth": depth, "init": init,
-                           "seed": seed}
-                    if init == "keras":
-                        keras_like_init_(net)
-                    elif init.startswith("lsc"):
-                        res, secs = _pretrain(net.rnn, data, float(init.split("-")[1]),
-                                              s["pretrain_steps"], s["pretrain_batch"], seed,
-                                              progress)
-                        rec.update(lsc_converged=res.converged, lsc_steps=res.steps,
-                                   lsc_seconds=secs, radii_before=res.radii_before,
-                                   radii_after=res.radii_after, lsc_status=res.status,
-                                   saturation_before=res.saturation_before,
-                                   saturation_after=res.saturation_after,
-                                   lsc_warnings=res.warnings)
-                    _train_and_record(rec, net, data, s["epochs"], s["lr"], s["batch"], seed,
-                                      runs, log)
-                    print(f"  seed {seed} {cell} x{depth} {init:<8} test acc "
-                          f"{rec['test_acc']:.3f} (epoch {rec['best_epoch']}, "
-                          f"{rec['train_seconds']:.0f} s"
-                          + (f", LSC {rec['lsc_steps']} steps {rec['lsc_seconds']:.0f} s"
-                             if "lsc_steps" in rec else "") + ")", flush=True)
+        if s["rnn"]:
+            work += [("rnn", seed, cell, depth) for cell in s["cells"] for depth in s["depths"]]
         if s["ffn"]:
-            flat = load_digits_sequences(seed=seed, flatten=True).to(device)
-            for act in s["ffn_activations"]:
-                torch.manual_seed(seed)
-                base = make_ffn(act, s["ffn_depth"], s["ffn_width"]).to(device)
-                for init in FFN_INITS:
-                    net = copy.deepcopy(base)
-                    rec = {"part": "ffn", "cell": act, "depth": s["ffn_depth"], "init": init,
-                           "seed": seed}
-                    ffn_init_(net, "glorot" if init.startswith("lsc") else init)
-                    if init.startswith("lsc"):
-                        res, secs = _pretrain(net, flat, 1.0, s["ffn_pretrain_steps"],
-                                              s["pretrain_batch"], seed, progress)
-                        rec.update(lsc_converged=res.converged, lsc_steps=res.steps,
-                                   lsc_seconds=secs)
-                    _train_and_record(rec, net, flat, s["ffn_epochs"], s["ffn_lr"], s["batch"],
-                                      seed, runs, log)
-                    print(f"  seed {seed} ffn {act} x{s['ffn_depth']} {init:<10} test acc "
-                          f"{rec['test_acc']:.3f} ({rec['train_seconds']:.0f} s)", flush=True)
+            work += [("ffn", seed, act, s["ffn_depth"]) for act in s["ffn_activations"]]
+    with sweep() as ctx:
+        device = ctx.device(args.device)
+        name = "lsc_digits_runs.jsonl" if ctx.world == 1 else \
+            f"lsc_digits_runs.rank{ctx.rank}.jsonl"
+        log = args.out / name if args.out is not None else None
+        if log is not None and log.exists():
+            log.unlink()
+        if ctx.is_main:
+            print(f"LSC on 8x8 digits, {s['seeds']} seed(s), train batch {s['batch']}"
+                  + (f", {ctx.world} processes" if ctx.world > 1 else ""))
+            if s["rnn"]:
+                print(f"  recurrent (64 steps x 1 pixel): {s['cells']} depths {s['depths']}, "
+                      f"width {s['hidden']}, {s['epochs']} epochs, LSC <= "
+                      f"{s['pretrain_steps']} steps")
+            if s["ffn"]:
+                print(f"  FFN: {s['ffn_activations']} depth {s['ffn_depth']}, width "
+                      f"{s['ffn_width']}, {s['ffn_epochs']} epochs, LSC <= "
+                      f"{s['ffn_pretrain_steps']} steps")
+        t_start = time.perf_counter()
+        data: dict[tuple[int, bool], Any] = {}
+        done = []
+        for i, (part, seed, net_name, depth) in ctx.share(work):
+            flatten = part == "ffn"
+            if (seed, flatten) not in data:
+                data[(seed, flatten)] = load_digits_sequences(seed=seed,
+                                                              flatten=flatten).to(device)
+            if part == "rnn":
+                done.append((i, _rnn_config(s, data[(seed, False)], seed, net_name, depth,
+                                            progress, log)))
+            else:
+                done.append((i, _ffn_config(s, data[(seed, True)], seed, net_name, progress,
+                                            log)))
+        gathered = ctx.gather(done)
+        seconds = ctx.sum(time.perf_counter() - t_start)
+    if gathered is None:
+        return None  # a rank other than 0: rank 0 reports
+    runs = [rec for recs in gathered for rec in recs]
     table = summary_table(runs)
-    print(f"\ntest accuracy (mean +- SD over seeds; {time.perf_counter() - t_start:.0f} s)")
+    print(f"\ntest accuracy (mean +- SD over seeds; {seconds:.0f} s"
+          + (" summed over processes" if ctx.world > 1 else "") + ")")
     csv_path = args.out / "lsc_digits.csv" if args.out is not None else None
     write_table(table, csv_path)
     if args.out is not None:

@@ -38,6 +38,7 @@ from optim.stacked import StackedTrainer
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag, Polar
 from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments.lag_gram import kernel_half_mse, lag_gram
+from recurrent_params.experiments.sweep import sweep
 from recurrent_params.experiments.teacher import make_teacher, remap_magnitudes, teacher_data
 
 HELP = (
@@ -428,41 +429,56 @@ def best_lr(runs: list[dict]) -> dict:
     return best
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Sweep nu0 x students (x lrs x seeds, side by side); print, save and plot the table."""
+def run(args: argparse.Namespace) -> dict | None:
+    """Sweep nu0 x students (x lrs x seeds, side by side); print, save and plot the table.
+
+    Under ``torchrun --nproc-per-node N`` the (nu0, student, seed chunk) configurations are
+    split across the ranks and rank 0 reports the gathered table (the other ranks return
+    ``None``); see :mod:`recurrent_params.experiments.sweep`.
+    """
     if args.from_json:
         return _from_json(args)
     s = _settings(args)
     progress = not args.no_progress
     n_runs = len(s["nu0"]) * sum(len(s["lrs"][n]) for n in s["students"]) * s["seeds"]
-    print(f"teacher-student ({s['preset']}): {n_runs} runs of {s['steps']} steps (T = "
-          f"{s['length']}, batch {s['batch_size']}, {s['d_state']} student states, "
-          f"{s['seeds']} seeds, {s['dtype']}, {args.device}, loss {s['loss']}, mode "
-          f"{s['mode'] or 'cells default'})")
-    start = time.perf_counter()
-    results = []
-    timings = {}
     seeds = list(range(s["seeds"]))
-    for nu0 in s["nu0"]:
-        teacher = make_teacher(nu0, 10, seed=args.seed, dtype=getattr(torch, s["dtype"]),
-                               device=args.device)
-        for name in s["students"]:
+    work = [(nu0, name, seeds[c:c + max(1, args.stack // len(s["lrs"][name]))])
+            for nu0 in s["nu0"] for name in s["students"]
+            for c in range(0, len(seeds), max(1, args.stack // len(s["lrs"][name])))]
+    with sweep() as ctx:
+        device = ctx.device(args.device)
+        if ctx.is_main:
+            print(f"teacher-student ({s['preset']}): {n_runs} runs of {s['steps']} steps (T = "
+                  f"{s['length']}, batch {s['batch_size']}, {s['d_state']} student states, "
+                  f"{s['seeds']} seeds, {s['dtype']}, {args.device}, loss {s['loss']}, mode "
+                  f"{s['mode'] or 'cells default'}"
+                  + (f", {ctx.world} processes" if ctx.world > 1 else "") + ")")
+        start = time.perf_counter()
+        teachers, done = {}, []
+        for i, (nu0, name, chunk) in ctx.share(work):
+            if nu0 not in teachers:
+                teachers[nu0] = make_teacher(nu0, 10, seed=args.seed,
+                                             dtype=getattr(torch, s["dtype"]), device=device)
             t0 = time.perf_counter()
-            lrs = s["lrs"][name]
-            per_chunk = max(1, args.stack // len(lrs))
-            runs = []
-            for c in range(0, len(seeds), per_chunk):
-                runs += train_stack(name, teacher, lrs=lrs, seeds=seeds[c:c + per_chunk],
-                                    steps=s["steps"], batch_size=s["batch_size"],
-                                    length=s["length"], nu0=nu0, d_state=s["d_state"],
-                                    test_size=s["test_size"], mode=s["mode"],
-                                    loss=s["loss"], base_seed=args.seed, progress=progress,
-                                    log_every=args.log_every)
-            timings[f"{nu0}/{name}"] = time.perf_counter() - t0
+            runs = train_stack(name, teachers[nu0], lrs=s["lrs"][name], seeds=chunk,
+                               steps=s["steps"], batch_size=s["batch_size"],
+                               length=s["length"], nu0=nu0, d_state=s["d_state"],
+                               test_size=s["test_size"], mode=s["mode"], loss=s["loss"],
+                               base_seed=args.seed, progress=progress,
+                               log_every=args.log_every)
+            seconds = time.perf_counter() - t0
             if progress:
-                print(f"  nu0 {nu0} {name}: {timings[f'{nu0}/{name}']:.0f} s")
-            results += [dict(r, nu0=nu0, student=name) for r in runs]
-    seconds = time.perf_counter() - start
+                print(f"  nu0 {nu0} {name} seeds {chunk[0]}-{chunk[-1]}: {seconds:.0f} s"
+                      + (f" (rank {ctx.rank})" if ctx.world > 1 else ""))
+            done.append((i, ([dict(r, nu0=nu0, student=name) for r in runs], seconds)))
+        gathered = ctx.gather(done)
+        seconds = ctx.sum(time.perf_counter() - start)
+    if gathered is None:
+        return None  # a rank other than 0: rank 0 reports
+    results, timings = [], {}
+    for (nu0, name, _), (runs, secs) in zip(work, gathered):
+        results += runs
+        timings[f"{nu0}/{name}"] = timings.get(f"{nu0}/{name}", 0.0) + secs
     return _report(s, results, seconds, timings, n_runs, args)
 
 
