@@ -8,7 +8,7 @@ import torch
 
 from recurrent_params import linear_scan
 from recurrent_params.scan import _compiled, scan_implementation
-from recurrent_params.scan._kernels import parallel_scan
+from recurrent_params.scan._kernels import loop_scan, parallel_scan
 from recurrent_params.scan._reference import reference_scan
 
 IMPLS = ["auto", "compiled", "loop", "chunked", "autograd", "parallel"]
@@ -185,6 +185,46 @@ def test_compiled_single_precision_matches_the_float64_reference(dtype):
     g_ref = torch.autograd.grad((ref * w.conj()).real.sum(), wide)
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b.to(a.dtype), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64,
+                                   torch.complex128])
+@pytest.mark.parametrize("d", [1, 3, 8, 9, 17, 40])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_kernel_at_every_row_width_matches_the_loop(dtype, d, reverse):
+    """Row widths on both sides of a 64-byte cache line (the reverse scan walks rows line by
+    line from the end, then the leftover head), with and without h0, shared and per-step lam,
+    and the fused lam-gradient sum, against the Python loop of the same scan in float64."""
+    if not _compiled.available():
+        pytest.skip("no C compiler")
+    wide = torch.promote_types(dtype, torch.float64)
+    tol = 1e-12 if dtype in (torch.float64, torch.complex128) else 2e-5
+    for per_step, with_h0 in [(False, False), (False, True), (True, True)]:
+        lam, u, h0 = (None if t is None else t.detach() for t in
+                      _inputs(3, 37, d, dtype, per_step, with_h0))
+        s = torch.randn_like(u)
+        got, acc = _compiled.compiled_scan(lam, u, h0, reverse, dot_with=s)
+        want, acc_want = loop_scan(*(None if t is None else t.to(wide) for t in (lam, u, h0)),
+                                   reverse, dot_with=s.to(wide))
+        _rel_close(got.to(wide), want, tol)
+        _rel_close(acc.to(wide), acc_want, tol)
+
+
+def test_plain_build_without_instruction_set_clones_agrees(monkeypatch, tmp_path):
+    """The portable build (-DRP_NO_CLONES: SSE2 only on x86-64) gives the same scan."""
+    if not _compiled.available():
+        pytest.skip("no C compiler")
+    lam, u, h0 = (t.detach() for t in _inputs(2, 50, 21, torch.complex64, False, True))
+    s = torch.randn_like(u)
+    fast = _compiled.compiled_scan(lam, u, h0, True, dot_with=s)
+    monkeypatch.setenv("RECURRENT_PARAMS_CACHE", str(tmp_path))
+    monkeypatch.setattr(_compiled, "_FLAGS", [*_compiled._FLAGS, "-DRP_NO_CLONES"])
+    monkeypatch.setattr(_compiled, "_state", {"lib": _compiled._build(), "tried": True,
+                                              "error": None})
+    plain = _compiled.compiled_scan(lam, u, h0, True, dot_with=s)
+    assert list(tmp_path.glob("cpu_scan_*.so"))
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_missing_compiler_falls_back_to_the_loop_with_one_warning(monkeypatch):
