@@ -157,8 +157,15 @@ def compiled_scan(
     """The scan of :func:`recurrent_params.scan._kernels.loop_scan` in compiled C (no autograd).
 
     Same arguments and results; ``dot_with`` accumulates the shared-``lam`` gradient
-    $\\sum_{b,t} h_{b,t} \\bar s_{b,t'}$ in float64 in the same pass. Inputs must be CPU tensors
-    of one dtype in :data:`DTYPES`, and :func:`available` must have returned ``True``.
+    $\\sum_{b,t} h_{b,t} \\bar s_{b,t'}$ (per batch row in the input precision, across rows in
+    float64) in the same pass. Inputs must be CPU tensors of one dtype in :data:`DTYPES`, and
+    :func:`available` must have returned ``True``.
+
+    Cost: one sequential pass over time, O(B L d) multiply-adds, streaming ``u`` (and a
+    per-step ``lam``, and ``dot_with``) in and the output out once each: 16 bytes per complex64
+    element (24 with ``dot_with``); measured on one core of a 2-core AMD EPYC at 12-20 GB/s,
+    i.e. about as fast as ``torch.add`` moves the same bytes, once the output is not
+    page-faulted in (see ``_alloc.py``).
     """
     lib = _state["lib"]
     B, L, d = u.shape

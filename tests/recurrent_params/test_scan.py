@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recurrent_params import linear_scan
-from recurrent_params.scan import _compiled, scan_implementation
+from recurrent_params.scan import _alloc, _compiled, scan_implementation
 from recurrent_params.scan._kernels import loop_scan, parallel_scan
 from recurrent_params.scan._reference import reference_scan
 
@@ -322,3 +322,56 @@ def test_compiled_single_precision_long_sequence_near_unit_modulus(dtype):
     for a, b in zip(g, g_ref):
         err = (a - b).abs().max() / b.abs().max()
         assert err < 1e-3, f"relative gradient error {err:.2e}"
+
+
+def test_output_cache_reuses_a_buffer_only_once_nothing_references_it(monkeypatch):
+    monkeypatch.setattr(_alloc, "_cache", [])
+    monkeypatch.setenv("RECURRENT_PARAMS_SCAN_CACHE_MB", "4")  # room for one buffer only
+    like = torch.empty(2, 1024, 512)  # 4 MiB: the smallest size the cache takes
+    first = _alloc.empty_output(like)
+    ptr = first.data_ptr()
+    assert first.shape == like.shape and first.is_contiguous() and first._base is None
+    holders = {
+        "tensor": lambda t: t,
+        "view": lambda t: t[1:, ::2],
+        "storage": lambda t: t.untyped_storage(),
+        "numpy": lambda t: t.numpy(),
+        "grad": lambda t: setattr(leaf, "grad", t) or leaf,
+        "saved for backward": lambda t: (leaf * t).sum(),
+    }
+    leaf = torch.zeros_like(like, requires_grad=True)
+    for name, hold in holders.items():
+        kept = hold(first)
+        del first
+        other = _alloc.empty_output(like)
+        assert other.data_ptr() != ptr, f"reused while a {name} still references it"
+        del other
+        leaf.grad = None
+        if name == "saved for backward":
+            kept.backward()  # frees the saved tensor
+        del kept
+        first = _alloc.empty_output(like)
+        assert first.data_ptr() == ptr, f"not reused after the {name} was dropped"
+    del first
+    assert len(_alloc._cache) == 1
+    assert _alloc.empty_cache() == like.numel() * like.element_size()
+    assert _alloc._cache == []
+
+
+def test_output_cache_keeps_results_apart_and_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(_alloc, "_cache", [])
+    lam, u = _lam((256,), torch.complex64), torch.randn(2, 1024, 256, dtype=torch.complex64)
+    h1 = linear_scan(lam, u)
+    kept = h1.clone()
+    h2 = linear_scan(lam, 2 * u)  # h1 is alive: h2 gets another buffer
+    assert h1.data_ptr() != h2.data_ptr()
+    torch.testing.assert_close(h1, kept, rtol=0, atol=0)
+    torch.testing.assert_close(h2, 2 * kept)
+    ptr = h2.data_ptr()
+    del h2
+    assert linear_scan(lam, u).data_ptr() == ptr  # freed: taken again
+    monkeypatch.setenv("RECURRENT_PARAMS_SCAN_CACHE_MB", "0")
+    h3 = linear_scan(lam, u)
+    assert h3.data_ptr() not in [e[0].data_ptr() for e in _alloc._cache]
+    assert len(_alloc._cache) == 1  # only h1's buffer, still in use, stays
+    torch.testing.assert_close(h3, kept)
