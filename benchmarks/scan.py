@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def python_loop(lam, u):
 
 DTYPES = {"complex64": torch.complex64, "float32": torch.float32}
 TARGET_SHAPES = [(16, 4096, 256), (128, 300, 64)]  # issue 12: >= 4x and >= 5x vs the loop
-FLOOR = "memory floor (clone + add)"
+FLOOR = "memory floor (copy + add)"
+FRESH = "copy + add, fresh outputs"
+CACHE_ENV = "RECURRENT_PARAMS_SCAN_CACHE_MB"
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -106,10 +109,13 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def scan_methods(args, device, shape, dtype_name: str = "complex64") -> dict:
     """The scan contestants at ``shape = (B, L, d)``: name -> ``run(backward=True)``.
 
-    The last entry is not a scan: a clone of ``u`` (forward) and one add of two tensors into a
-    fresh one (backward) read and write the same bytes as the scan's forward + backward (read
-    ``u``, write ``h``; read the incoming gradient and ``h``, write the input gradient), into
-    the same number of freshly allocated outputs: the memory floor on this machine.
+    The last two entries are not scans: a copy of ``u`` (forward) and one add of two tensors
+    (backward) read and write the same bytes as the scan's forward + backward (read ``u``, write
+    ``h``; read the incoming gradient and ``h``, write the input gradient). Into two outputs
+    allocated once and reused, that is the memory-traffic floor on this machine (``FLOOR``);
+    into two freshly allocated outputs per run it adds what first-touch page faults cost.
+    On CPU, ``linear_scan`` also runs with its output cache switched off
+    (``RECURRENT_PARAMS_SCAN_CACHE_MB=0``), so that every run faults its outputs in afresh.
     """
     B, L, d = shape
     dtype = DTYPES[dtype_name]
@@ -131,20 +137,41 @@ def scan_methods(args, device, shape, dtype_name: str = "complex64") -> dict:
 
         return run
 
+    bufs = [torch.zeros_like(u, requires_grad=False) for _ in range(2)]
+
     def floor(backward=True):
+        h = bufs[0].copy_(u.detach())
+        if backward:
+            torch.add(g, h, out=bufs[1])
+        return h
+
+    def fresh(backward=True):
         h = u.detach().clone()
         if backward:
             torch.add(g, h)
         return h
+
+    def no_cache(backward=True):
+        old = os.environ.get(CACHE_ENV)
+        os.environ[CACHE_ENV] = "0"
+        try:
+            return make(linear_scan)(backward)
+        finally:
+            if old is None:
+                del os.environ[CACHE_ENV]
+            else:
+                os.environ[CACHE_ENV] = old
 
     methods = {
         "python loop (autograd)": make(python_loop),
         f"linear_scan (auto: {scan_implementation(device)})": make(linear_scan),
     }
     if device.type == "cpu":
+        methods["linear_scan, output cache off"] = no_cache
         methods["linear_scan impl=loop"] = make(lambda a, b: linear_scan(a, b, impl="loop"))
     if device.type == "cpu" or args.all_impls:
         methods["linear_scan impl=chunked"] = make(lambda a, b: linear_scan(a, b, impl="chunked"))
+    methods[FRESH] = fresh
     methods[FLOOR] = floor
     return methods
 
