@@ -6,6 +6,7 @@ Run from the repository root:
                                                  # scan also at 128 x 300 x 64, complex64 + float32
     python benchmarks/scan.py --device cuda      # adds GB/s against the 40 B/element floor
     python benchmarks/scan.py --quick            # a smoke run (small sizes, 2 repeats)
+    python benchmarks/scan.py --only scan --clock cpu   # CPU time of this thread, not wall time
 
 Every timing is a median over ``--repeats`` runs, the methods of one table being run
 round-robin in one process so that load changes on a shared machine hit all of them alike.
@@ -25,6 +26,7 @@ import gc
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -98,6 +100,7 @@ TARGET_SHAPES = [(16, 4096, 256), (128, 300, 64)]  # issue 12: >= 4x and >= 5x v
 FLOOR = "memory floor (copy + add)"
 FRESH = "copy + add, fresh outputs"
 CACHE_ENV = "RECURRENT_PARAMS_SCAN_CACHE_MB"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -190,7 +193,7 @@ def bench_scan(args, device) -> None:
         for shape in scan_shapes(args):
             B, L, d = shape
             methods = scan_methods(args, device, shape, dtype_name)
-            times = round_robin(methods, args.repeats, device)
+            times = round_robin(methods, args.repeats, device, clock=CLOCKS[args.clock])
             base, floor = times["python loop (autograd)"], times[FLOOR]
             for name, ms in times.items():
                 key = f"{B},{L},{d},{dtype_name}"
@@ -201,7 +204,7 @@ def bench_scan(args, device) -> None:
                 if device.type == "cuda":
                     row.append(f"{gbps / args.peak_gbps:.0%}")
                 rows.append(row)
-        header = ["B x L x d", "method", "median ms", "speed-up vs loop", "x floor",
+        header = ["B x L x d", "method", f"median ms ({args.clock})", "speed-up vs loop", "x floor",
                   f"GB/s ({5 * elt} B/elt)", "memory"]  # fmt: skip
         if device.type == "cuda":
             header.append(f"of {args.peak_gbps:.0f} GB/s")
@@ -380,6 +383,8 @@ def main(argv=None) -> None:
     p.add_argument("--peak-gbps", type=float, default=3350.0, help="device memory bandwidth")
     p.add_argument("--all-impls", action="store_true", help="also time the chunked scan on GPU")
     p.add_argument("--only", choices=["scan", "lru", "s4d"], nargs="+")
+    p.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                   help="scan table: wall time, or CPU time of this thread (needs --threads 1)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-rss", action="store_true", help="CPU memory: bytes saved, not RSS")
     p.add_argument("--rss-worker", nargs=3, help=argparse.SUPPRESS)
@@ -389,6 +394,8 @@ def main(argv=None) -> None:
         torch.manual_seed(0)
         rss_worker(args)
         return
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        p.error("--clock cpu counts the calling thread only: use it with --threads 1 on CPU")
     if args.quick:
         args.lengths, args.repeats, args.batch, args.d = [256], 2, 4, 64
         args.peer_lengths = []
