@@ -19,7 +19,7 @@
  * and (complex) Q[j] += out[j] * dot[j ^ 1] are kept in T and folded into the double
  * accumulator once per row: re = P[2k] + P[2k+1], im = Q[2k+1] - Q[2k].
  *
- * Instruction sets: on x86-64 Linux with GCC >= 12 each entry point is cloned for x86-64-v4
+ * Instruction sets: on x86-64 Linux (glibc) with GCC >= 12 each entry point is cloned for x86-64-v4
  * (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline (SSE2), and the dynamic loader picks the
  * best one the CPU supports (target_clones), so one cached library runs on every x86-64
  * machine; elsewhere (clang, other CPUs, RP_NO_CLONES defined) the plain -O3 build runs.
@@ -30,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) &&  \
-    (__GNUC__ >= 12) && !defined(RP_NO_CLONES)
+/* target_clones needs GNU ifunc support: GCC >= 12 (for the x86-64-v3/v4 names) and glibc
+ * (musl's loader has no ifunc); __GLIBC__ is defined by the libc headers included above. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && defined(__GNUC__) &&   \
+    !defined(__clang__) && (__GNUC__ >= 12) && !defined(RP_NO_CLONES)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES
