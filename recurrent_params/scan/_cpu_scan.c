@@ -19,10 +19,11 @@
  * and (complex) Q[j] += out[j] * dot[j ^ 1] are kept in T and folded into the double
  * accumulator once per row: re = P[2k] + P[2k+1], im = Q[2k+1] - Q[2k].
  *
- * Instruction sets: on x86-64 Linux (glibc) with GCC >= 12 each entry point is cloned for x86-64-v4
- * (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline (SSE2), and the dynamic loader picks the
- * best one the CPU supports (target_clones), so one cached library runs on every x86-64
- * machine; elsewhere (clang, other CPUs, RP_NO_CLONES defined) the plain -O3 build runs.
+ * Instruction sets: on x86-64 Linux (glibc) with GCC >= 12 each entry point is cloned for
+ * x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline (SSE2), and the dynamic loader
+ * picks the best one the CPU supports (target_clones), so one cached library runs on every
+ * x86-64 machine; elsewhere (clang, musl, other CPUs, RP_NO_CLONES defined) the plain -O3
+ * build runs.
  * The instruction set changes only the speed and the last bits of rounding (fused
  * multiply-adds), never which operations are done.
  */
@@ -72,7 +73,8 @@
                 } else {                                                                      \
                     STEP_FULL_##CPLX(T, ot, prev, ut, lt);                                    \
                 }                                                                             \
-                if (dot && s + 1 < L) DOT_##CPLX(T, ot, ot - out + dot + step);               \
+                if (s + 1 == L) break; /* no pointer ever leaves its array */                 \
+                if (dot) DOT_##CPLX(T, ot, ot - out + dot + step);                            \
                 prev = ot;                                                                    \
                 ut += step;                                                                   \
                 ot += step;                                                                   \
