@@ -6,6 +6,7 @@ Run from the repository root:
                                                  # scan also at 128 x 300 x 64, complex64 + float32
     python benchmarks/scan.py --device cuda      # adds GB/s against the 40 B/element floor
     python benchmarks/scan.py --quick            # a smoke run (small sizes, 2 repeats)
+    python benchmarks/scan.py --only scan --clock cpu   # CPU time of this thread, not wall time
 
 Every timing is a median over ``--repeats`` runs, the methods of one table being run
 round-robin in one process so that load changes on a shared machine hit all of them alike.
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -94,7 +97,10 @@ def python_loop(lam, u):
 
 DTYPES = {"complex64": torch.complex64, "float32": torch.float32}
 TARGET_SHAPES = [(16, 4096, 256), (128, 300, 64)]  # issue 12: >= 4x and >= 5x vs the loop
-FLOOR = "memory floor (clone + add)"
+FLOOR = "memory floor (copy + add)"
+FRESH = "copy + add, fresh outputs"
+CACHE_ENV = "RECURRENT_PARAMS_SCAN_CACHE_MB"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -106,10 +112,13 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def scan_methods(args, device, shape, dtype_name: str = "complex64") -> dict:
     """The scan contestants at ``shape = (B, L, d)``: name -> ``run(backward=True)``.
 
-    The last entry is not a scan: a clone of ``u`` (forward) and one add of two tensors into a
-    fresh one (backward) read and write the same bytes as the scan's forward + backward (read
-    ``u``, write ``h``; read the incoming gradient and ``h``, write the input gradient), into
-    the same number of freshly allocated outputs: the memory floor on this machine.
+    The last two entries are not scans: a copy of ``u`` (forward) and one add of two tensors
+    (backward) read and write the same bytes as the scan's forward + backward (read ``u``, write
+    ``h``; read the incoming gradient and ``h``, write the input gradient). Into two outputs
+    allocated once and reused, that is the memory-traffic floor on this machine (``FLOOR``);
+    into two freshly allocated outputs per run it adds what first-touch page faults cost.
+    On CPU, ``linear_scan`` also runs with its output cache switched off
+    (``RECURRENT_PARAMS_SCAN_CACHE_MB=0``), so that every run faults its outputs in afresh.
     """
     B, L, d = shape
     dtype = DTYPES[dtype_name]
@@ -131,20 +140,41 @@ def scan_methods(args, device, shape, dtype_name: str = "complex64") -> dict:
 
         return run
 
+    bufs = [torch.zeros_like(u, requires_grad=False) for _ in range(2)]
+
     def floor(backward=True):
+        h = bufs[0].copy_(u.detach())
+        if backward:
+            torch.add(g, h, out=bufs[1])
+        return h
+
+    def fresh(backward=True):
         h = u.detach().clone()
         if backward:
             torch.add(g, h)
         return h
+
+    def no_cache(backward=True):
+        old = os.environ.get(CACHE_ENV)
+        os.environ[CACHE_ENV] = "0"
+        try:
+            return make(linear_scan)(backward)
+        finally:
+            if old is None:
+                del os.environ[CACHE_ENV]
+            else:
+                os.environ[CACHE_ENV] = old
 
     methods = {
         "python loop (autograd)": make(python_loop),
         f"linear_scan (auto: {scan_implementation(device)})": make(linear_scan),
     }
     if device.type == "cpu":
+        methods["linear_scan, output cache off"] = no_cache
         methods["linear_scan impl=loop"] = make(lambda a, b: linear_scan(a, b, impl="loop"))
     if device.type == "cpu" or args.all_impls:
         methods["linear_scan impl=chunked"] = make(lambda a, b: linear_scan(a, b, impl="chunked"))
+    methods[FRESH] = fresh
     methods[FLOOR] = floor
     return methods
 
@@ -163,7 +193,7 @@ def bench_scan(args, device) -> None:
         for shape in scan_shapes(args):
             B, L, d = shape
             methods = scan_methods(args, device, shape, dtype_name)
-            times = round_robin(methods, args.repeats, device)
+            times = round_robin(methods, args.repeats, device, clock=CLOCKS[args.clock])
             base, floor = times["python loop (autograd)"], times[FLOOR]
             for name, ms in times.items():
                 key = f"{B},{L},{d},{dtype_name}"
@@ -174,7 +204,7 @@ def bench_scan(args, device) -> None:
                 if device.type == "cuda":
                     row.append(f"{gbps / args.peak_gbps:.0%}")
                 rows.append(row)
-        header = ["B x L x d", "method", "median ms", "speed-up vs loop", "x floor",
+        header = ["B x L x d", "method", f"median ms ({args.clock})", "speed-up vs loop", "x floor",
                   f"GB/s ({5 * elt} B/elt)", "memory"]  # fmt: skip
         if device.type == "cuda":
             header.append(f"of {args.peak_gbps:.0f} GB/s")
@@ -353,6 +383,8 @@ def main(argv=None) -> None:
     p.add_argument("--peak-gbps", type=float, default=3350.0, help="device memory bandwidth")
     p.add_argument("--all-impls", action="store_true", help="also time the chunked scan on GPU")
     p.add_argument("--only", choices=["scan", "lru", "s4d"], nargs="+")
+    p.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                   help="scan table: wall time, or CPU time of this thread (needs --threads 1)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-rss", action="store_true", help="CPU memory: bytes saved, not RSS")
     p.add_argument("--rss-worker", nargs=3, help=argparse.SUPPRESS)
@@ -362,6 +394,8 @@ def main(argv=None) -> None:
         torch.manual_seed(0)
         rss_worker(args)
         return
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        p.error("--clock cpu counts the calling thread only: use it with --threads 1 on CPU")
     if args.quick:
         args.lengths, args.repeats, args.batch, args.d = [256], 2, 4, 64
         args.peer_lengths = []

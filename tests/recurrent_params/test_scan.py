@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from recurrent_params import linear_scan
-from recurrent_params.scan import _compiled, scan_implementation
-from recurrent_params.scan._kernels import parallel_scan
+from recurrent_params.scan import _alloc, _compiled, scan_implementation
+from recurrent_params.scan._kernels import loop_scan, parallel_scan
 from recurrent_params.scan._reference import reference_scan
 
 IMPLS = ["auto", "compiled", "loop", "chunked", "autograd", "parallel"]
@@ -187,6 +187,46 @@ def test_compiled_single_precision_matches_the_float64_reference(dtype):
         torch.testing.assert_close(a, b.to(a.dtype), rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64,
+                                   torch.complex128])
+@pytest.mark.parametrize("d", [1, 3, 8, 9, 17, 40])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_kernel_at_every_row_width_matches_the_loop(dtype, d, reverse):
+    """Row widths on both sides of a 64-byte cache line (the reverse scan walks rows line by
+    line from the end, then the leftover head), with and without h0, shared and per-step lam,
+    and the fused lam-gradient sum, against the Python loop of the same scan in float64."""
+    if not _compiled.available():
+        pytest.skip("no C compiler")
+    wide = torch.promote_types(dtype, torch.float64)
+    tol = 1e-12 if dtype in (torch.float64, torch.complex128) else 2e-5
+    for per_step, with_h0 in [(False, False), (False, True), (True, True)]:
+        lam, u, h0 = (None if t is None else t.detach() for t in
+                      _inputs(3, 37, d, dtype, per_step, with_h0))
+        s = torch.randn_like(u)
+        got, acc = _compiled.compiled_scan(lam, u, h0, reverse, dot_with=s)
+        want, acc_want = loop_scan(*(None if t is None else t.to(wide) for t in (lam, u, h0)),
+                                   reverse, dot_with=s.to(wide))
+        _rel_close(got.to(wide), want, tol)
+        _rel_close(acc.to(wide), acc_want, tol)
+
+
+def test_plain_build_without_instruction_set_clones_agrees(monkeypatch, tmp_path):
+    """The portable build (-DRP_NO_CLONES: SSE2 only on x86-64) gives the same scan."""
+    if not _compiled.available():
+        pytest.skip("no C compiler")
+    lam, u, h0 = (t.detach() for t in _inputs(2, 50, 21, torch.complex64, False, True))
+    s = torch.randn_like(u)
+    fast = _compiled.compiled_scan(lam, u, h0, True, dot_with=s)
+    monkeypatch.setenv("RECURRENT_PARAMS_CACHE", str(tmp_path))
+    monkeypatch.setattr(_compiled, "_FLAGS", [*_compiled._FLAGS, "-DRP_NO_CLONES"])
+    monkeypatch.setattr(_compiled, "_state", {"lib": _compiled._build(), "tried": True,
+                                              "error": None})
+    plain = _compiled.compiled_scan(lam, u, h0, True, dot_with=s)
+    assert list(tmp_path.glob("cpu_scan_*.so"))
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_missing_compiler_falls_back_to_the_loop_with_one_warning(monkeypatch):
     monkeypatch.setattr(_compiled, "_state", {"lib": None, "tried": False, "error": None})
     monkeypatch.setattr(_compiled, "_compiler", lambda: None)
@@ -282,3 +322,56 @@ def test_compiled_single_precision_long_sequence_near_unit_modulus(dtype):
     for a, b in zip(g, g_ref):
         err = (a - b).abs().max() / b.abs().max()
         assert err < 1e-3, f"relative gradient error {err:.2e}"
+
+
+def test_output_cache_reuses_a_buffer_only_once_nothing_references_it(monkeypatch):
+    monkeypatch.setattr(_alloc, "_cache", [])
+    monkeypatch.setenv("RECURRENT_PARAMS_SCAN_CACHE_MB", "4")  # room for one buffer only
+    like = torch.empty(2, 1024, 512)  # 4 MiB: the smallest size the cache takes
+    first = _alloc.empty_output(like)
+    ptr = first.data_ptr()
+    assert first.shape == like.shape and first.is_contiguous() and first._base is None
+    holders = {
+        "tensor": lambda t: t,
+        "view": lambda t: t[1:, ::2],
+        "storage": lambda t: t.untyped_storage(),
+        "numpy": lambda t: t.numpy(),
+        "grad": lambda t: setattr(leaf, "grad", t) or leaf,
+        "saved for backward": lambda t: (leaf * t).sum(),
+    }
+    leaf = torch.zeros_like(like, requires_grad=True)
+    for name, hold in holders.items():
+        kept = hold(first)
+        del first
+        other = _alloc.empty_output(like)
+        assert other.data_ptr() != ptr, f"reused while a {name} still references it"
+        del other
+        leaf.grad = None
+        if name == "saved for backward":
+            kept.backward()  # frees the saved tensor
+        del kept
+        first = _alloc.empty_output(like)
+        assert first.data_ptr() == ptr, f"not reused after the {name} was dropped"
+    del first
+    assert len(_alloc._cache) == 1
+    assert _alloc.empty_cache() == like.numel() * like.element_size()
+    assert _alloc._cache == []
+
+
+def test_output_cache_keeps_results_apart_and_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(_alloc, "_cache", [])
+    lam, u = _lam((256,), torch.complex64), torch.randn(2, 1024, 256, dtype=torch.complex64)
+    h1 = linear_scan(lam, u)
+    kept = h1.clone()
+    h2 = linear_scan(lam, 2 * u)  # h1 is alive: h2 gets another buffer
+    assert h1.data_ptr() != h2.data_ptr()
+    torch.testing.assert_close(h1, kept, rtol=0, atol=0)
+    torch.testing.assert_close(h2, 2 * kept)
+    ptr = h2.data_ptr()
+    del h2
+    assert linear_scan(lam, u).data_ptr() == ptr  # freed: taken again
+    monkeypatch.setenv("RECURRENT_PARAMS_SCAN_CACHE_MB", "0")
+    h3 = linear_scan(lam, u)
+    assert h3.data_ptr() not in [e[0].data_ptr() for e in _alloc._cache]
+    assert len(_alloc._cache) == 1  # only h1's buffer, still in use, stays
+    torch.testing.assert_close(h3, kept)
