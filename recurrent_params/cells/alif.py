@@ -12,6 +12,11 @@ from recurrent_params.cells.surrogates import Surrogate, make_surrogate
 
 __all__ = ["ALIF"]
 
+#: default membrane decay: a time constant of 20 steps.
+_ALPHA = math.exp(-1 / 20)
+#: default adaptation decay: a time constant of 200 steps.
+_RHO = math.exp(-1 / 200)
+
 
 def _per_neuron(name: str, value, n: int, low: float, high: float | None,
                 closed_low: bool) -> torch.Tensor:
@@ -68,9 +73,9 @@ class ALIF(RecurrentCell):
     scan), running exactly the arithmetic of ``step``, so both modes give bit-identical
     spikes and states; $O(B L N (N + d_{in}))$.
 
-    Initialisation: $B \sim N(0, g_{in}^2/d_{in})$, $A_{rec} \sim N(0, g_{rec}^2/N)$ (``input_gain``,
-    ``recurrent_gain``); $\alpha$, $\rho$, $\beta$ are buffers (per neuron, fixed, moved with
-    the module), not trained.
+    Initialisation: $B \sim N(0, g_{in}^2/d_{in})$, $A_{rec} \sim N(0, g_{rec}^2/N)$
+    (``input_gain``, ``recurrent_gain``); $\alpha$, $\rho$, $\beta$ are buffers (per neuron,
+    fixed, moved with the module), not trained.
 
     Args:
         d_input: input features.
@@ -116,8 +121,8 @@ class ALIF(RecurrentCell):
         tensor([2.5000, 0.6250], grad_fn=<SelectBackward0>)
     """
 
-    def __init__(self, d_input: int, d_hidden: int, *, alpha=math.exp(-1 / 20),
-                 rho=math.exp(-1 / 200), beta=1.8, threshold: float = 1.0,
+    def __init__(self, d_input: int, d_hidden: int, *, alpha=_ALPHA,
+                 rho=_RHO, beta=1.8, threshold: float = 1.0,
                  refractory: int = 0, surrogate: str | Surrogate = "triangular",
                  sharpness: float = 1.0, dampening: float = 0.3, input_gain: float = 1.0,
                  recurrent_gain: float = 1.0):
@@ -236,11 +241,10 @@ class ALIF(RecurrentCell):
         v_new = alpha * v + (1 - alpha) * current - self.threshold * z
         a_new = rho * a + (1 - rho) * z
         parts = [v_new, a_new]
-        if r is not None:
-            with torch.no_grad():
-                r_new = torch.where(z > 0, torch.full_like(r, float(self.refractory)),
-                                    torch.clamp(r - 1, min=0))
-            parts.append(r_new)
+        if r is not None:  # detached: no_grad alone would not stop forward-mode tangents
+            r, fired = r.detach(), z.detach() > 0
+            parts.append(torch.where(fired, torch.full_like(r, float(self.refractory)),
+                                     torch.clamp(r - 1, min=0)))
         return torch.cat(parts, dim=-1)  # (B, d_state)
 
     def _step(self, x_t, state):
