@@ -86,7 +86,12 @@ class ALIF(RecurrentCell):
             (default $e^{-1/200}$).
         beta: adaptation strength $\beta \ge 0$, a number or ``(N,)`` (default 1.8, Bellec
             et al.'s sequential-MNIST value).
-        threshold: baseline threshold $\vartheta > 0$ (default 1).
+        threshold: baseline threshold $\vartheta > 0$ (default 0.01, the value of Bellec et
+            al.'s sequential-MNIST LSNN for this $(1-\alpha)$-normalised membrane: $v$ is a
+            running mean of the input current, and the surrogate's slope $\psi/\vartheta$
+            with $(1-\alpha)\gamma/\vartheta \approx 1.5$ lets activity and gradients cross
+            layers; with $\vartheta = 1$ and unit-scale weights, stacks on sparse spike inputs
+            were measured silent from the second layer on).
         refractory: refractory period $n_{ref}$ in steps, an int $\ge 0$ (default 0: none).
         surrogate: ``"triangular"`` (default), ``"fast_sigmoid"`` or a
             :class:`~recurrent_params.cells.surrogates.Surrogate`.
@@ -122,7 +127,7 @@ class ALIF(RecurrentCell):
     """
 
     def __init__(self, d_input: int, d_hidden: int, *, alpha=_ALPHA,
-                 rho=_RHO, beta=1.8, threshold: float = 1.0,
+                 rho=_RHO, beta=1.8, threshold: float = 0.01,
                  refractory: int = 0, surrogate: str | Surrogate = "triangular",
                  sharpness: float = 1.0, dampening: float = 0.3, input_gain: float = 1.0,
                  recurrent_gain: float = 1.0):

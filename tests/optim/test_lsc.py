@@ -377,7 +377,9 @@ def _alif_stack(**kw):
     from recurrent_params import ALIF
 
     torch.manual_seed(0)
-    return nn.Sequential(ALIF(2, 6, **kw), ALIF(6, 6, **kw))
+    # threshold 0.1: the triangular surrogate covers |v - A| < 0.1, wide enough for the radii
+    # through the spikes of tiny layers to be measured without too much noise
+    return nn.Sequential(ALIF(2, 6, threshold=0.1, **kw), ALIF(6, 6, threshold=0.1, **kw))
 
 
 @pytest.mark.slow
@@ -412,6 +414,8 @@ def test_alif_stack_runs_to_radius_one():
         assert st["reached"] or st["why"].startswith("not within tolerance"), st
     # time: the adaptation decay rho = exp(-1/200) is already within tolerance of 1
     assert result.radii_before["layer0.time"] == pytest.approx(math.exp(-1 / 200), abs=1e-6)
-    # depth: from almost nothing (few lower neurons near threshold) to about 1
-    assert result.radii_before["layer1.depth"] < 0.1
-    assert abs(result.radii_after["layer1.depth"] - 1.0) < 0.3
+    # depth: from almost nothing (few neurons near threshold) to about 1; above the encoder
+    # the radius passes through the lower layer's surrogate derivative and stays noisy
+    assert result.radii_before["layer0.depth"] < 0.1 and result.radii_before["layer1.depth"] < 0.1
+    assert abs(result.radii_after["layer0.depth"] - 1.0) < 0.1
+    assert result.radii_after["layer1.depth"] > 0.5
