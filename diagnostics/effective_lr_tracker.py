@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # annotations only: matplotlib stays optional
+    import matplotlib.axes
+    import matplotlib.figure
 
 from diagnostics.effective_lr import (
     EffectiveLRs,
@@ -128,8 +133,8 @@ class EffectiveLRTracker:
         return {"definition": self.definition, "steps": list(self.steps),
                 "summary": [r.summary for r in self.records]}
 
-    def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None, ax=None,
-             band: bool = True):
+    def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None,
+             ax: matplotlib.axes.Axes | None = None, band: bool = True) -> matplotlib.figure.Figure:
         """Plot one statistic per parameter tensor against the step (log scale).
 
         Args:

@@ -33,6 +33,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -260,7 +261,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
                      inputs: torch.Tensor | None = None, *, batch_size: int = 64,
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
                      max_exact: int = 128, generator: torch.Generator | None = None,
-                     as_tensors: bool = False, **kwargs) -> dict[str, float]:
+                     as_tensors: bool = False, **kwargs: Any) -> dict[str, float]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 
     Args:

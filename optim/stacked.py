@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -187,8 +188,8 @@ class StackedTrainer:
     def step(
         self,
         loss_fn: Callable[[torch.Tensor], torch.Tensor],
-        *args,
-        in_dims=None,
+        *args: Any,
+        in_dims: Any = None,
         target: torch.Tensor | None = None,
         active: torch.Tensor | None = None,
     ) -> torch.Tensor:

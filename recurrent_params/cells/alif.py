@@ -126,8 +126,9 @@ class ALIF(RecurrentCell):
         tensor([2.5000, 0.6250], grad_fn=<SelectBackward0>)
     """
 
-    def __init__(self, d_input: int, d_hidden: int, *, alpha=_ALPHA,
-                 rho=_RHO, beta=1.8, threshold: float = 0.01,
+    def __init__(self, d_input: int, d_hidden: int, *, alpha: float | torch.Tensor = _ALPHA,
+                 rho: float | torch.Tensor = _RHO, beta: float | torch.Tensor = 1.8,
+                 threshold: float = 0.01,
                  refractory: int = 0, surrogate: str | Surrogate = "triangular",
                  sharpness: float = 1.0, dampening: float = 0.3, input_gain: float = 1.0,
                  recurrent_gain: float = 1.0):
