@@ -177,9 +177,10 @@ class Transition:
 PROTOCOL_HELP = (
     "supported models: nn.Sequential of nn.Linear layers and activations; nn.RNN/nn.GRU/nn.LSTM "
     "(unidirectional, no proj_size); nn.Sequential/nn.ModuleList stacks of nn.RNNCell/"
-    "nn.GRUCell/nn.LSTMCell or recurrent_params cells, optionally with per-step modules in "
-    "between. Any other model must define `lsc_transitions(inputs) -> list[diagnostics."
-    "Transition]` (and `lsc_input_shape`, the per-sample input shape, to use Gaussian inputs)"
+    "nn.GRUCell/nn.LSTMCell or recurrent_params cells (ALIF included), optionally with "
+    "per-step modules in between. Any other model must define `lsc_transitions(inputs) -> "
+    "list[diagnostics.Transition]` (and `lsc_input_shape`, the per-sample input shape, to use "
+    "Gaussian inputs)"
 )
 
 
@@ -372,16 +373,17 @@ class _ALIFLayer(_PackageLayer):
 
     Drivers: the recurrent kernel ``A`` (time) and the input kernel ``B`` (depth). The time
     Jacobian at a state with spike derivatives $p_i = \psi(u_i)[r_i = 0]$ is
-    $\begin{pmatrix} \mathrm{diag}(\alpha - p) + (1-\alpha)A P/\vartheta &
-    \mathrm{diag}(\beta p) - \beta(1-\alpha) A P/\vartheta \\
+    $\begin{pmatrix} \mathrm{diag}(\alpha - p) + D A P/\vartheta &
+    (P - D A P/\vartheta)\,\mathrm{diag}(\beta) \\
     \mathrm{diag}((1-\rho)p)/\vartheta & \mathrm{diag}(\rho - \beta(1-\rho)p/\vartheta)
-    \end{pmatrix}$ with $P = \mathrm{diag}(p)$; at $A = 0$ it splits into one $2\times 2$
-    block per neuron, $m_i = \begin{pmatrix}\alpha_i - p_i & \beta_i p_i \\
+    \end{pmatrix}$ with $P = \mathrm{diag}(p)$, $D = \mathrm{diag}(1-\alpha)$; at $A = 0$ it
+    splits into one $2\times 2$ block per neuron,
+    $m_i = \begin{pmatrix}\alpha_i - p_i & \beta_i p_i \\
     (1-\rho_i) p_i/\vartheta & \rho_i - \beta_i(1-\rho_i)p_i/\vartheta\end{pmatrix}$, so the
     time radius tends to the floor $\max_i \rho(m_i)$, which is at least
-    $\max(\alpha_i, \rho_i)$ over the neurons outside the surrogate's support ($p_i = 0$,
-    eigenvalues $\alpha_i$ and $\rho_i$). The refractory counter has zero rows and columns
-    (it is not differentiated), so it adds only zero eigenvalues.
+    $\max(\alpha_i, \rho_i)$ over the neurons outside the surrogate's support ($p_i = 0$:
+    eigenvalues $\alpha_i$ and $\rho_i$, for any kernels). The refractory counter has zero
+    rows and columns (it is not differentiated), so it adds only zero eigenvalues.
     """
 
     floor_why = ("the membrane decay alpha and the adaptation decay rho sit on the diagonal of "
