@@ -282,18 +282,20 @@ def test_on_device(device):
 
 
 @pytest.mark.slow
-def test_torch_compile_matches_eager():
-    cell = _cell(refractory=1)
-    x = torch.rand(2, 4, 3)
+def test_torch_compile_matches_eager(device):
+    cell = _cell(refractory=1).to(device)
+    x = torch.rand(2, 4, 3, device=device)
     z, s = cell(x)
     compiled = torch.compile(cell)  # inductor
     zc, sc = compiled(x)
     assert torch.equal(zc, z)
     torch.testing.assert_close(sc, s)
+    weights = torch.arange(5.0, device=device)
     xg = x.clone().requires_grad_()
-    (compiled(xg)[0] * torch.arange(5.0)).sum().backward()
+    (compiled(xg)[0] * weights).sum().backward()
     xe = x.clone().requires_grad_()
-    (cell(xe)[0] * torch.arange(5.0)).sum().backward()
+    (cell(xe)[0] * weights).sum().backward()
+    assert xe.grad.abs().sum() > 0
     torch.testing.assert_close(xg.grad, xe.grad)
 
 
