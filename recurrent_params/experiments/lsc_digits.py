@@ -460,7 +460,10 @@ def plot_table(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     parts = [p for p in ("rnn", "ffn") if any(r["part"] == p for r in rows)]
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 3.6), squeeze=False)
+    groups = {p: len({(r["net"], r["depth"]) for r in rows if r["part"] == p}) for p in parts}
+    widths = [max(5.5, 1.3 * groups[p]) for p in parts]
+    fig, axes = plt.subplots(1, len(parts), figsize=(sum(widths), 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
     for ax, part in zip(axes[0], parts):
         sub = [r for r in rows if r["part"] == part]
         nets = list(dict.fromkeys((r["net"], r["depth"]) for r in sub))
@@ -477,7 +480,10 @@ def plot_table(rows: list[dict], path: Path) -> None:
             ax.bar(xs, ms, w, yerr=sds, capsize=2, label=init)
         ax.set_xticks(range(len(nets)), [f"{n} x{d}" for n, d in nets])
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title("recurrent (64 pixel steps)" if part == "rnn" else "feed-forward")
+        spiking = any(n == "alif" for n, _ in nets)
+        ax.set_title(("recurrent (64 pixel steps" + ("; alif: threshold-crossing spikes"
+                                                    if spiking else "") + ")")
+                     if part == "rnn" else "feed-forward")
         ax.legend(fontsize=7)
     save_figure(fig, path)
 
