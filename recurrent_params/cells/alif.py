@@ -56,7 +56,8 @@ class ALIF(RecurrentCell):
     i.e. leaky integration of the input current with membrane decay $\alpha$, reset by
     subtraction of the baseline threshold $\vartheta$ after a spike, and a threshold that rises
     by $\beta (1-\rho)$ per spike and relaxes with the adaptation decay $\rho$ (the LSNN form of
-    Bellec et al. 2018, as in the LSC paper; $\beta = 0$ gives a plain LIF neuron). With a
+    Bellec et al. 2018, the neuron the LSC paper pre-trains; $\beta = 0$ gives a plain LIF
+    neuron). With a
     refractory period of $n_{ref} \ge 1$ steps, $r_t = n_{ref}$ after a spike and
     $r_t = \max(r_{t-1} - 1, 0)$ otherwise, so a neuron stays silent for $n_{ref}$ steps after
     each spike. The output is $y_t = z_t$ (``d_output = d_hidden``). The recurrent kernel is
