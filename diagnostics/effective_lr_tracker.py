@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # annotations only: matplotlib stays optional
+    import matplotlib.axes
+    import matplotlib.figure
 
 from diagnostics.effective_lr import (
     EffectiveLRs,
@@ -130,7 +134,7 @@ class EffectiveLRTracker:
                 "summary": [r.summary for r in self.records]}
 
     def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None,
-             ax: Any = None, band: bool = True) -> Any:
+             ax: matplotlib.axes.Axes | None = None, band: bool = True) -> matplotlib.figure.Figure:
         """Plot one statistic per parameter tensor against the step (log scale).
 
         Args:

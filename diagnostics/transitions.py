@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from recurrent_params import assign_
+from recurrent_params import ALIF, assign_
 
 __all__ = ["Driver", "Transition", "model_transitions", "lsc_transitions", "gaussian_inputs",
            "first_tensor", "DEFAULT_SEQ_LEN"]
@@ -177,9 +177,10 @@ class Transition:
 PROTOCOL_HELP = (
     "supported models: nn.Sequential of nn.Linear layers and activations; nn.RNN/nn.GRU/nn.LSTM "
     "(unidirectional, no proj_size); nn.Sequential/nn.ModuleList stacks of nn.RNNCell/"
-    "nn.GRUCell/nn.LSTMCell or recurrent_params cells, optionally with per-step modules in "
-    "between. Any other model must define `lsc_transitions(inputs) -> list[diagnostics."
-    "Transition]` (and `lsc_input_shape`, the per-sample input shape, to use Gaussian inputs)"
+    "nn.GRUCell/nn.LSTMCell or recurrent_params cells (ALIF included), optionally with "
+    "per-step modules in between. Any other model must define `lsc_transitions(inputs) -> "
+    "list[diagnostics.Transition]` (and `lsc_input_shape`, the per-sample input shape, to use "
+    "Gaussian inputs)"
 )
 
 
@@ -260,7 +261,8 @@ class _Layer:
     def gates(self, x, s):
         return None
 
-    def floor(self, x):
+    def floor(self, x, s):
+        """Per sample ``(B,)``: the time radius as the time drivers go to 0 (None: no floor)."""
         return None
 
     def initial(self, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -303,7 +305,7 @@ class _TorchLayer(_Layer):
         return _torch_cell_gates(self.mode, x, s, self._get("weight_ih"), self._get("weight_hh"),
                                  self._get("bias_ih"), self._get("bias_hh"))
 
-    def floor(self, x):
+    def floor(self, x, s):
         if not self.has_floor:
             return None
         return _torch_cell_floor(self.mode, x, self._get("weight_ih"), self._get("bias_ih"),
@@ -365,6 +367,48 @@ class _PackageLayer(_Layer):
         return y, self._from_state(h)
 
 
+class _ALIFLayer(_PackageLayer):
+    r"""An :class:`recurrent_params.ALIF` layer: state ``[v, a]`` (``[v, a, r]`` with a
+    refractory period), output the spikes of the state through the surrogate derivative.
+
+    Drivers: the recurrent kernel ``A`` (time) and the input kernel ``B`` (depth). The time
+    Jacobian at a state with spike derivatives $p_i = \psi(u_i)[r_i = 0]$ is
+    $\begin{pmatrix} \mathrm{diag}(\alpha - p) + D A P/\vartheta &
+    (P - D A P/\vartheta)\,\mathrm{diag}(\beta) \\
+    \mathrm{diag}((1-\rho)p)/\vartheta & \mathrm{diag}(\rho - \beta(1-\rho)p/\vartheta)
+    \end{pmatrix}$ with $P = \mathrm{diag}(p)$, $D = \mathrm{diag}(1-\alpha)$; at $A = 0$ it
+    splits into one $2\times 2$ block per neuron,
+    $m_i = \begin{pmatrix}\alpha_i - p_i & \beta_i p_i \\
+    (1-\rho_i) p_i/\vartheta & \rho_i - \beta_i(1-\rho_i)p_i/\vartheta\end{pmatrix}$, so the
+    time radius tends to the floor $\max_i \rho(m_i)$, which is at least
+    $\max(\alpha_i, \rho_i)$ over the neurons outside the surrogate's support ($p_i = 0$:
+    eigenvalues $\alpha_i$ and $\rho_i$, for any kernels). The refractory counter has zero
+    rows and columns (it is not differentiated), so it adds only zero eigenvalues.
+    """
+
+    floor_why = ("the membrane decay alpha and the adaptation decay rho sit on the diagonal of "
+                 "d[v, a]_t / d[v, a]_{t-1} and no kernel scales them: as the recurrent kernel "
+                 "A goes to 0 the time radius tends to the largest spectral radius of the "
+                 "per-neuron 2x2 blocks [[alpha - p, beta p], [(1 - rho) p / theta, rho - beta "
+                 "(1 - rho) p / theta]] (p: surrogate derivative), i.e. max(alpha, rho) for the "
+                 "neurons away from threshold")
+
+    def output_of_state(self, s):
+        return self.cell.spikes(s)
+
+    def floor(self, x, s):
+        cell = self.cell
+        p = cell.surrogate.derivative(cell.scaled_distance(s))  # (B, N)
+        r = cell.split_state(s)[2]
+        if r is not None:
+            p = p * (r == 0).to(p.dtype)
+        alpha, rho, beta, theta = cell.alpha, cell.rho, cell.beta, cell.threshold
+        m = torch.stack([torch.stack([alpha - p, beta * p], -1),
+                         torch.stack([(1 - rho) * p / theta, rho - beta * (1 - rho) * p / theta],
+                                     -1)], -2)  # (B, N, 2, 2)
+        return torch.linalg.eigvals(m).abs().amax(-1).amax(-1)  # (B,)
+
+
 def _apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     for m in modules:
         x = m(x)
@@ -424,10 +468,10 @@ def _stack_transitions(layers: Sequence[_Layer], mixers: Sequence[Sequence[nn.Mo
             return layer.gates(x_t, s)
 
         def floor_fn(s, x_t, layer=layer):
-            return layer.floor(x_t)
+            return layer.floor(x_t, s)
 
         has_gates = layer.gates(x_t[:1], prev[:1]) is not None
-        has_floor = layer.floor(x_t[:1]) is not None
+        has_floor = layer.floor(x_t[:1], prev[:1]) is not None
         transitions.append(Transition(
             f"layer{l}.time", time_fn, prev, (x_t,), layer.time_drivers, "time",
             horizon=horizon or length, floor=floor_fn if has_floor else None,
@@ -542,7 +586,7 @@ def _split_stack(modules: Sequence[nn.Module], gate_bias_shift: bool = False):
         if isinstance(m, nn.RNNCellBase):
             layers.append(_TorchLayer(m, _cell_mode(m), gate_bias_shift=gate_bias_shift))
         elif _is_package_cell(m):
-            layers.append(_PackageLayer(m))
+            layers.append(_ALIFLayer(m) if isinstance(m, ALIF) else _PackageLayer(m))
         elif isinstance(m, nn.RNNBase):
             raise TypeError("a stack may hold cells (nn.RNNCell/GRUCell/LSTMCell or package "
                             f"cells) and per-step modules, not {type(m).__name__}; "

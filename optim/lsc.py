@@ -40,16 +40,21 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 
 from diagnostics.distributed import ShardReducer, unwrap_model
+
+if TYPE_CHECKING:  # annotations only: matplotlib stays optional
+    import matplotlib.figure
+
 from diagnostics.radii import transition_radii
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
@@ -127,7 +132,7 @@ class LSCResult:
                 f"best_step={self.best_step}, reason={self.reason!r})\n"
                 f"  {'transition':<16} {'before':>8}    {'after':>8}\n{rows}")
 
-    def plot(self, path: Any = None) -> Any:
+    def plot(self, path: str | os.PathLike | None = None) -> matplotlib.figure.Figure:
         """Radius of each transition per step, with the targets (needs matplotlib).
 
         Args:
@@ -192,7 +197,9 @@ class LSCPretrainer:
         model: ``nn.Sequential`` of ``nn.Linear`` and activations; ``nn.RNN``/``nn.GRU``/
             ``nn.LSTM`` (any ``num_layers``, ``batch_first`` or not); a stack
             (``nn.Sequential``/``nn.ModuleList``) of ``nn.RNNCell``/``GRUCell``/``LSTMCell``
-            or of this package's cells, with per-step modules in between; or any model with
+            or of this package's cells (the spiking ``ALIF`` included: state ``[v, a]``,
+            Jacobians through the surrogate derivative, its time radius floored by the decays
+            $\alpha, \rho$), with per-step modules in between; or any model with
             an ``lsc_transitions(inputs)`` method returning :class:`diagnostics.Transition`
             objects (and an ``lsc_input_shape`` attribute to use Gaussian inputs).
         inputs: ``None`` (standard Gaussian inputs of the inferred shape: ``(B, d)`` for an

@@ -6,7 +6,16 @@ References:
 """
 
 from recurrent_params.assign import assign_
-from recurrent_params.cells import LRU, S4D, DenseRNN, DiagonalRNN
+from recurrent_params.cells import (
+    ALIF,
+    LRU,
+    S4D,
+    DenseRNN,
+    DiagonalRNN,
+    FastSigmoid,
+    Surrogate,
+    Triangular,
+)
 from recurrent_params.complex_safe import ComplexSafeModule
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
@@ -41,6 +50,11 @@ __all__ = [
     "DiagonalRNN",
     "LRU",
     "S4D",
+    # Spiking cell and surrogate gradients
+    "ALIF",
+    "Surrogate",
+    "Triangular",
+    "FastSigmoid",
     # Utilities
     "assign_",
     "ComplexSafeModule",

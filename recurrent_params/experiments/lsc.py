@@ -29,9 +29,10 @@ HELP = (
     "Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075). "
     "--task digits (default): 8x8 digits read pixel by pixel, LSTM/GRU depth 2 and 5, torch "
     "default vs Keras-like vs LSC 1.0 vs LSC 0.5, AdaBelief+Lookahead, test accuracy mean +- SD "
-    "over seeds, plus the depth-30 FFN (sin/relu/cos; Glorot/He/orthogonal vs LSC); needs "
-    "scikit-learn. --task copy: a generated delayed-copy task, radii before/after and loss "
-    "curves (--plot writes a PNG)."
+    "over seeds (--cells alif: ALIF spiking stacks on threshold-crossing spikes), plus the "
+    "depth-30 FFN (sin/relu/cos; Glorot/He/orthogonal vs LSC); needs scikit-learn. "
+    "--task copy: a generated delayed-copy task, radii before/after and loss curves (--plot "
+    "writes a PNG)."
 )
 
 
@@ -58,8 +59,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="AdaBelief learning rate "
                         "(copy 3e-3; digits 1e-2)")
     parser.add_argument("--batch", type=int, default=32, help="copy: batch size")
-    parser.add_argument("--cells", nargs="+", choices=["lstm", "gru"], default=None,
-                        help="digits: recurrent layers (default both)")
+    parser.add_argument("--cells", nargs="+", choices=["lstm", "gru", "alif"], default=None,
+                        help="digits: recurrent layers (default lstm gru; alif: ALIF spiking "
+                        "neurons on threshold-crossing spikes of the pixels)")
     parser.add_argument("--depths", nargs="+", type=int, default=None,
                         help="digits: depths (default 2 5; quick 2)")
     parser.add_argument("--seeds", type=int, default=None,

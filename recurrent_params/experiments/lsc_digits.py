@@ -8,6 +8,11 @@ stratified splits):
   Initialisations: torch's default; Keras-like (:func:`keras_like_init_`); the default-init
   network pre-trained with ``optim.LSCPretrainer`` on task batches to target radius 1.0 and
   to 0.5.
+* **Spiking** (``--cells alif``): stacks of :class:`recurrent_params.ALIF` neurons of depth 2
+  and 5 read the same pixels as threshold-crossing spike trains
+  (:func:`recurrent_params.experiments.spike_encoding.threshold_crossing`, 8 levels up and down:
+  16 binary channels, 64 steps), with a linear readout of the top layer's spike rate over
+  time. Initialisations: the cell's default and LSC 1.0 / 0.5 (no Keras-like variant).
 * **Feed-forward**: depth 30, width 128, activations sin / relu / cos on the flattened image;
   Glorot, He and orthogonal initialisations vs the Glorot network pre-trained to radius 1.
 
@@ -35,11 +40,22 @@ import torch
 from torch import nn
 
 from recurrent_params.experiments._output import save_figure, write_table
-from recurrent_params.experiments.digits import N_CLASSES, SEQ_LEN, load_digits_sequences
+from recurrent_params.experiments.digits import (
+    N_CLASSES,
+    SEQ_LEN,
+    DigitsSplit,
+    load_digits_sequences,
+)
+from recurrent_params.experiments.spike_encoding import threshold_crossing
 
-__all__ = ["SequenceClassifier", "keras_like_init_", "make_ffn", "ffn_init_"]
+__all__ = ["SequenceClassifier", "SpikingClassifier", "spike_digits", "keras_like_init_",
+           "make_ffn", "ffn_init_"]
 
 RNN_INITS = ("default", "keras", "lsc-1.0", "lsc-0.5")
+ALIF_INITS = ("default", "lsc-1.0", "lsc-0.5")
+CELLS = ("lstm", "gru", "alif")
+#: threshold-crossing levels of the spiking digits (2 x 8 = 16 input channels)
+SPIKE_LEVELS = 8
 FFN_INITS = ("glorot", "he", "orthogonal", "lsc-1.0")
 ACTIVATIONS = ("sin", "relu", "cos")
 
@@ -64,9 +80,58 @@ class SequenceClassifier(nn.Module):
         self.rnn = rnn_cls(d_input, hidden, num_layers=layers, batch_first=True)
         self.readout = nn.Linear(hidden, n_classes)
 
+    @property
+    def recurrent(self) -> nn.Module:
+        """The recurrent part, which LSC pre-trains."""
+        return self.rnn
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_classes)`` from the last time step of ``x`` ``(B, T, d_input)``."""
         return self.readout(self.rnn(x)[0][:, -1])  # (B, C)
+
+
+class SpikingClassifier(nn.Module):
+    r"""A stack of :class:`recurrent_params.ALIF` layers with a linear readout of the top
+    layer's spike rate, $\mathrm{logits} = W \frac1T\sum_t z^L_t + b$.
+
+    Args:
+        hidden: neurons per layer.
+        layers: depth.
+        d_input: input channels per step (spikes).
+        n_classes: outputs (logits).
+        **alif: keyword arguments of every :class:`~recurrent_params.ALIF` layer.
+    """
+
+    def __init__(self, hidden: int, layers: int, d_input: int = 2 * SPIKE_LEVELS,
+                 n_classes: int = N_CLASSES, **alif):
+        super().__init__()
+        from recurrent_params import ALIF
+
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        self.stack = nn.Sequential(*[ALIF(d_input if l == 0 else hidden, hidden, **alif)
+                                     for l in range(layers)])
+        self.readout = nn.Linear(hidden, n_classes)
+
+    @property
+    def recurrent(self) -> nn.Module:
+        """The ALIF stack, which LSC pre-trains (an ``nn.Sequential`` of cells)."""
+        return self.stack
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` from spikes ``x`` ``(B, T, d_input)``."""
+        z = x
+        for cell in self.stack:
+            z = cell(z)[0]  # (B, T, hidden)
+        return self.readout(z.mean(1))  # (B, C)
+
+
+def spike_digits(split: DigitsSplit, levels: int = SPIKE_LEVELS) -> DigitsSplit:
+    """The digits split with every pixel sequence ``(N, 64, 1)`` encoded as threshold-crossing
+    spikes ``(N, 64, 2 * levels)`` (labels unchanged)."""
+    return DigitsSplit(threshold_crossing(split.x_train, levels), split.y_train,
+                       threshold_crossing(split.x_val, levels), split.y_val,
+                       threshold_crossing(split.x_test, levels), split.y_test)
 
 
 @torch.no_grad()
@@ -283,17 +348,21 @@ def _train_and_record(rec: dict, net, data, epochs: int, lr: float, batch: int, 
 
 def _rnn_config(s: dict, data, seed: int, cell: str, depth: int, progress: bool,
                 log: Path | None) -> list[dict]:
-    """The four initialisations of one recurrent configuration, trained one after another."""
+    """The initialisations of one recurrent configuration (four; ALIF: three, no Keras-like),
+    trained one after another."""
     runs: list[dict] = []
     torch.manual_seed(seed)
-    base = SequenceClassifier(cell, s["hidden"], depth).to(data.x_train.device)
-    for init in RNN_INITS:
+    if cell == "alif":
+        base = SpikingClassifier(s["hidden"], depth).to(data.x_train.device)
+    else:
+        base = SequenceClassifier(cell, s["hidden"], depth).to(data.x_train.device)
+    for init in ALIF_INITS if cell == "alif" else RNN_INITS:
         net = copy.deepcopy(base)
         rec = {"part": "rnn", "cell": cell, "depth": depth, "init": init, "seed": seed}
         if init == "keras":
             keras_like_init_(net)
         elif init.startswith("lsc"):
-            res, secs = _pretrain(net.rnn, data, float(init.split("-")[1]),
+            res, secs = _pretrain(net.recurrent, data, float(init.split("-")[1]),
                                   s["pretrain_steps"], s["pretrain_batch"], seed, progress)
             rec.update(lsc_converged=res.converged, lsc_steps=res.steps, lsc_seconds=secs,
                        radii_before=res.radii_before, radii_after=res.radii_after,
@@ -358,7 +427,8 @@ def run_digits(args) -> dict | None:
             print(f"LSC on 8x8 digits, {s['seeds']} seed(s), train batch {s['batch']}"
                   + (f", {ctx.world} processes" if ctx.world > 1 else ""))
             if s["rnn"]:
-                print(f"  recurrent (64 steps x 1 pixel): {s['cells']} depths {s['depths']}, "
+                print(f"  recurrent (64 steps x 1 pixel; alif: x {2 * SPIKE_LEVELS} "
+                      f"threshold-crossing spike channels): {s['cells']} depths {s['depths']}, "
                       f"width {s['hidden']}, {s['epochs']} epochs, LSC <= "
                       f"{s['pretrain_steps']} steps")
             if s["ffn"]:
@@ -366,18 +436,19 @@ def run_digits(args) -> dict | None:
                       f"{s['ffn_width']}, {s['ffn_epochs']} epochs, LSC <= "
                       f"{s['ffn_pretrain_steps']} steps")
         t_start = time.perf_counter()
-        data: dict[tuple[int, bool], Any] = {}
+        data: dict[tuple[int, str], Any] = {}
         done = []
         for i, (part, seed, net_name, depth) in ctx.share(work):
-            flatten = part == "ffn"
-            if (seed, flatten) not in data:
-                data[(seed, flatten)] = load_digits_sequences(seed=seed,
-                                                              flatten=flatten).to(device)
+            kind = "flat" if part == "ffn" else "spikes" if net_name == "alif" else "pixels"
+            if (seed, kind) not in data:
+                split = load_digits_sequences(seed=seed, flatten=kind == "flat")
+                split = spike_digits(split) if kind == "spikes" else split
+                data[(seed, kind)] = split.to(device)
             if part == "rnn":
-                done.append((i, _rnn_config(s, data[(seed, False)], seed, net_name, depth,
+                done.append((i, _rnn_config(s, data[(seed, kind)], seed, net_name, depth,
                                             progress, log)))
             else:
-                done.append((i, _ffn_config(s, data[(seed, True)], seed, net_name, progress,
+                done.append((i, _ffn_config(s, data[(seed, kind)], seed, net_name, progress,
                                             log)))
         gathered = ctx.gather(done)
         seconds = ctx.sum(time.perf_counter() - t_start)
@@ -429,7 +500,10 @@ def plot_table(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     parts = [p for p in ("rnn", "ffn") if any(r["part"] == p for r in rows)]
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 3.6), squeeze=False)
+    groups = {p: len({(r["net"], r["depth"]) for r in rows if r["part"] == p}) for p in parts}
+    widths = [max(5.5, 1.3 * groups[p]) for p in parts]
+    fig, axes = plt.subplots(1, len(parts), figsize=(sum(widths), 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
     for ax, part in zip(axes[0], parts):
         sub = [r for r in rows if r["part"] == part]
         nets = list(dict.fromkeys((r["net"], r["depth"]) for r in sub))
@@ -446,7 +520,10 @@ def plot_table(rows: list[dict], path: Path) -> None:
             ax.bar(xs, ms, w, yerr=sds, capsize=2, label=init)
         ax.set_xticks(range(len(nets)), [f"{n} x{d}" for n, d in nets])
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title("recurrent (64 pixel steps)" if part == "rnn" else "feed-forward")
+        spiking = any(n == "alif" for n, _ in nets)
+        ax.set_title(("recurrent (64 pixel steps" + ("; alif: threshold-crossing spikes"
+                                                    if spiking else "") + ")")
+                     if part == "rnn" else "feed-forward")
         ax.legend(fontsize=7)
     save_figure(fig, path)
 

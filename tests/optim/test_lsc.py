@@ -1,6 +1,7 @@
 """LSCPretrainer: convergence on the supported model kinds, rescaling rules, resume, reports."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -367,3 +368,54 @@ def test_saturation_warning_when_pretraining_saturates():
     saturated = sat_a > 0.1 and sat_a > sat_b + 0.05
     assert saturated == any("saturated" in str(w.message) for w in record)
     assert 0 <= sat_b <= 1 and 0 <= sat_a <= 1
+
+
+# -- ALIF spiking stacks ----------------------------------------------------------------------
+
+
+def _alif_stack(**kw):
+    from recurrent_params import ALIF
+
+    torch.manual_seed(0)
+    # threshold 0.1: the triangular surrogate covers |v - A| < 0.1, wide enough for the radii
+    # through the spikes of tiny layers to be measured without too much noise
+    return nn.Sequential(ALIF(2, 6, threshold=0.1, **kw), ALIF(6, 6, threshold=0.1, **kw))
+
+
+@pytest.mark.slow
+def test_alif_stack_at_half_reports_the_decay_floor_of_its_time_transitions():
+    stack = _alif_stack(alpha=0.8, rho=0.9, beta=1.0)
+    A_before = [cell.A.detach().clone() for cell in stack]
+    with pytest.warns(RuntimeWarning, match="cannot reach their target"):
+        result = LSCPretrainer(stack, target=0.5, max_steps=60, batch_size=8, seq_len=10,
+                               shuffle=0.0, grad_step=False, progress=False).run()
+    for l in range(2):
+        st = result.status[f"layer{l}.time"]
+        # e_a of a neuron outside the surrogate's support is an eigenvector with eigenvalue
+        # rho whatever the kernels: the radius and the floor are at least max(alpha, rho)
+        assert not st["reached"] and st["floor"] >= 0.9 - 1e-6
+        assert st["why"].startswith("floored") and "adaptation decay rho" in st["why"]
+        assert result.radii_after[f"layer{l}.time"] >= 0.9 - 1e-6
+        assert torch.equal(stack[l].A.detach(), A_before[l])  # left alone, not degenerated
+        depth = result.status[f"layer{l}.depth"]
+        assert depth["reached"] and depth["floor"] is None, depth
+    assert result.radii_before["layer1.depth"] < 0.1 < 0.45 < result.radii_after["layer1.depth"]
+
+
+@pytest.mark.slow
+def test_alif_stack_runs_to_radius_one():
+    stack = _alif_stack()
+    result = LSCPretrainer(stack, target=1.0, max_steps=60, batch_size=16, seq_len=10,
+                           progress=False).run()
+    assert set(result.status) == {"layer0.time", "layer0.depth", "layer1.time", "layer1.depth"}
+    for name, st in result.status.items():
+        after = result.radii_after[name]
+        assert st["reached"] == (abs(after - 1.0) <= 0.1), (name, st, after)
+        assert st["reached"] or st["why"].startswith("not within tolerance"), st
+    # time: the adaptation decay rho = exp(-1/200) is already within tolerance of 1
+    assert result.radii_before["layer0.time"] == pytest.approx(math.exp(-1 / 200), abs=1e-6)
+    # depth: from almost nothing (few neurons near threshold) to about 1; above the encoder
+    # the radius passes through the lower layer's surrogate derivative and stays noisy
+    assert result.radii_before["layer0.depth"] < 0.1 and result.radii_before["layer1.depth"] < 0.1
+    assert abs(result.radii_after["layer0.depth"] - 1.0) < 0.1
+    assert result.radii_after["layer1.depth"] > 0.5

@@ -76,3 +76,25 @@ def test_cli_digits_tiny(tmp_path, capsys):
     assert all(0 <= r["test_acc_mean"] <= 1 and r["n"] == 1 for r in table)
     assert (tmp_path / "lsc_digits.csv").exists() and (tmp_path / "lsc_digits.png").exists()
     assert "| rnn | gru | 2 |" in (tmp_path / "lsc_digits.md").read_text()
+
+
+def test_cli_digits_alif_tiny(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from recurrent_params.cli import main
+
+    argv = ["lsc", "--task", "digits", "--quick", "--no-progress", "--threads", "1",
+            "--hidden", "4", "--cells", "alif", "gru", "--epochs", "1", "--pretrain-steps", "2",
+            "--pretrain-batch", "4", "--no-ffn", "--out", str(tmp_path)]
+    with pytest.warns(RuntimeWarning, match="cannot reach their target"):  # the decay floor
+        assert main(argv) == 0
+    table = json.loads((tmp_path / "lsc.json").read_text())["table"]
+    assert {(r["net"], r["init"]) for r in table} == {
+        *(("alif", i) for i in ("default", "lsc-1.0", "lsc-0.5")),
+        *(("gru", i) for i in ("default", "keras", "lsc-1.0", "lsc-0.5"))}
+    runs = [json.loads(line) for line in (tmp_path / "lsc_digits_runs.jsonl").open()]
+    half = [r for r in runs if r["cell"] == "alif" and r["init"] == "lsc-0.5"][0]
+    assert set(half["radii_before"]) == {"layer0.time", "layer0.depth", "layer1.time",
+                                         "layer1.depth"}
+    assert not half["lsc_status"]["layer0.time"]["reached"]
+    assert half["lsc_status"]["layer0.time"]["floor"] >= 0.99  # rho = exp(-1/200)
+    assert "| rnn | alif | 2 | lsc-0.5 |" in (tmp_path / "lsc_digits.md").read_text()
