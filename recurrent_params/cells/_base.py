@@ -169,7 +169,7 @@ class RecurrentCell(ComplexSafeModule):
         For a linear time-invariant cell $h_t = A h_{t-1} + B x_t$, $y_t = C h_t + D x_t$,
         $R_0 = C B + D$ and $R_k = C A^k B$ (diagonal cells: $\mathrm{Re}$ of the complex
         sum, input normalisation included): the response at lag $k$ to a unit impulse on
-        each input. Computed in closed form (powers by doubling, no loop over time) and
+        each input. Computed in closed form (baby-step giant-step powers, no loop over time) and
         differentiable in every parameter, through the parametrizations.
 
         Args:
