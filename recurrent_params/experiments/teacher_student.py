@@ -162,6 +162,11 @@ DEFAULT_MODE = "fft"
 #: matrix, exact and several times cheaper) or "direct" (running the students on the batch).
 LOSSES = ("gram", "direct")
 
+#: what happens to a run whose eigenvalue leaves the unit disk (Polar and real/imaginary
+#: students): "continue" (counted; the authors' code has no such rule) or "stop" (frozen and
+#: counted as diverged).
+OUTSIDE_DISK = ("continue", "stop")
+
 NU0S = [0.36, 0.68, 0.84, 0.92, 0.96, 0.98, 0.99]
 PRESETS: dict[str, dict] = {
     "paper": dict(nu0=NU0S, students=["dense", "lru"], steps=10_000, length=300,
@@ -207,6 +212,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how each batch's loss is computed: gram (exact, from the models' "
                         "impulse responses and the batch's lag Gram matrix; default) or direct "
                         "(running the students on the batch, in --mode)")
+    parser.add_argument("--outside-disk", choices=OUTSIDE_DISK, default="continue",
+                        help="a run whose eigenvalue leaves the unit disk (Polar and "
+                        "real/imaginary students) continues and is counted (default, as the "
+                        "authors' code) or stops as diverged")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="arithmetic of teacher, students and data (the authors': float32; "
                         "float64 shows what rounding does)")
@@ -239,7 +248,8 @@ def _settings(args: argparse.Namespace) -> dict:
         raise ValueError("--stack and --test-size must be at least 1")
     out.update(d_state=args.d_state, test_size=args.test_size,
                mode=args.mode if args.mode is not None else DEFAULT_MODE,
-               loss=getattr(args, "loss", "gram"), dtype=getattr(args, "dtype", "float32"))
+               loss=getattr(args, "loss", "gram"), dtype=getattr(args, "dtype", "float32"),
+               outside_disk=getattr(args, "outside_disk", "continue"))
     return out
 
 
@@ -280,6 +290,7 @@ def train_stack(
     test_size: int = 512,
     mode: str | None = None,
     loss: str = "gram",
+    outside_disk: str = "continue",
     base_seed: int = 0,
     progress: bool = False,
     log_every: int = 0,
@@ -289,9 +300,12 @@ def train_stack(
     Students are drawn in torch's default dtype and moved to the teacher's device and dtype.
     Seed ``s`` fixes the student's initialisation (the same for every lr) and its data stream
     (fresh ``x ~ N(0, 1)`` each step, the same for every lr). Adam (0.9, 0.999, 1e-8) with a
-    cosine decay from the peak lr to 1e-7 over ``steps``. A run diverges when its loss is not
-    finite or (Polar and real/imaginary students) an eigenvalue leaves the unit disk; it is
-    then frozen and reported with ``diverged_at``.
+    cosine decay from the peak lr to 1e-7 over ``steps``. A run diverges when its loss or a
+    gradient is not finite; it is then frozen and reported with ``diverged_at``. Students whose
+    eigenvalues can leave the unit disk (Polar and real/imaginary ones) report the first step
+    at which one did as ``left_disk_at``; with ``outside_disk="continue"`` (the authors' code,
+    which has no such rule) they keep training, with ``"stop"`` they are frozen there as
+    diverged.
 
     ``loss="gram"`` computes each batch's half MSE from the students' and the teacher's
     impulse responses and the batch's lag Gram matrix (:mod:`.lag_gram`: the same value and
@@ -308,6 +322,9 @@ def train_stack(
     """
     if loss not in LOSSES:
         raise ValueError(f"train_stack: loss must be one of {LOSSES}, got {loss!r}")
+    if outside_disk not in OUTSIDE_DISK:
+        raise ValueError(f"train_stack: outside_disk must be one of {OUTSIDE_DISK}, got "
+                         f"{outside_disk!r}")
     pairs = [(seed, lr) for seed in seeds for lr in lrs]
     models = []
     for seed, _ in pairs:
@@ -321,6 +338,7 @@ def train_stack(
     n = len(pairs)
     active = torch.ones(n, dtype=torch.bool, device=teacher.A.device)
     diverged_at: list[int | None] = [None] * n
+    left_disk_at: list[int | None] = [None] * n
     last = max(1, min(100, steps))
     tail = torch.zeros(n, dtype=torch.float64)
     curves: list[list[float]] = [[] for _ in range(n)]
@@ -353,8 +371,12 @@ def train_stack(
         if check_disk:
             with torch.no_grad():
                 inside = (trainer.call(_eigs).abs() < 1).reshape(n, -1).all(1)
-            newly |= active & ~inside
-            active &= inside
+            for i in torch.nonzero(active & ~inside).flatten().tolist():
+                if left_disk_at[i] is None:
+                    left_disk_at[i] = step
+            if outside_disk == "stop":
+                newly |= active & ~inside
+                active &= inside
         for i in torch.nonzero(newly).flatten().tolist():
             diverged_at[i] = step
         if step >= steps - last:
@@ -381,6 +403,7 @@ def train_stack(
                     "test_loss": math.inf if bad else float(test[i]),
                     "diverged_at": diverged_at[i] if diverged_at[i] is not None else
                     (steps if bad else None),
+                    "left_disk_at": left_disk_at[i],
                     "curve": curves[i]})
     return out
 
@@ -410,6 +433,7 @@ def best_lr(runs: list[dict]) -> dict:
         test = [r["test_loss"] for r in ok]
         mean = sum(train) / len(train) if train else math.inf
         stats.append({"lr": lr, "diverged": div, "seeds": len(rs),
+                      "left_disk": sum(r.get("left_disk_at") is not None for r in rs),
                       "train": mean if div == 0 else math.inf, "train_finite": mean,
                       "train_sem": _sem(train),
                       "test": sum(test) / len(test) if test else math.inf,
@@ -425,6 +449,7 @@ def best_lr(runs: list[dict]) -> dict:
     best = dict(best)
     best["diverged_total"] = sum(s["diverged"] for s in stats)
     best["runs_total"] = sum(s["seeds"] for s in stats)
+    best["left_disk_total"] = sum(s["left_disk"] for s in stats)
     best["per_lr"] = stats
     return best
 
@@ -464,7 +489,7 @@ def run(args: argparse.Namespace) -> dict | None:
                                steps=s["steps"], batch_size=s["batch_size"],
                                length=s["length"], nu0=nu0, d_state=s["d_state"],
                                test_size=s["test_size"], mode=s["mode"], loss=s["loss"],
-                               base_seed=args.seed, progress=progress,
+                               outside_disk=s["outside_disk"], base_seed=args.seed, progress=progress,
                                log_every=args.log_every)
             seconds = time.perf_counter() - t0
             if progress:
@@ -531,6 +556,10 @@ def _report(s: dict, results: list[dict], seconds: float, timings: dict, n_runs:
     for key, b in best.items():
         if b["all_lrs_diverged"]:
             print(f"warning: {key}: every lr had a diverged seed; mean over finite seeds shown")
+        if b["left_disk_total"]:
+            left = next(s["left_disk"] for s in b["per_lr"] if s["lr"] == b["lr"])
+            print(f"note: {key}: an eigenvalue left the unit disk in {left}/{b['seeds']} runs at "
+                  f"the chosen lr ({b['left_disk_total']}/{b['runs_total']} over the grid)")
     print(f"\n{n_runs} runs in {seconds:.0f} s (training, summed over processes).")
     plot_path = args.plot or (args.out / "teacher_student.png" if args.out else None)
     if plot_path is not None:

@@ -50,14 +50,28 @@ def test_every_student_learns_a_short_memory_teacher(name):
     assert math.isfinite(r["test_loss"])
 
 
-def test_polar_student_leaving_the_unit_disk_is_counted_as_diverged():
+def test_polar_student_leaving_the_unit_disk_is_counted_and_stopped_on_request():
     teacher = make_teacher(0.99, seed=0, dtype=torch.float32)
-    runs = train_stack("diag-polar", teacher, lrs=[3.0, 1e-4], seeds=[0], nu0=0.99, **TINY)
+    runs = train_stack("diag-polar", teacher, lrs=[3.0, 1e-4], seeds=[0], nu0=0.99,
+                       outside_disk="stop", **TINY)
     fast, slow = runs
     assert fast["diverged_at"] is not None and fast["train_loss"] == math.inf
+    assert fast["left_disk_at"] == fast["diverged_at"]
     assert slow["diverged_at"] is None and math.isfinite(slow["train_loss"])
+    assert slow["left_disk_at"] is None
     best = best_lr(runs)
     assert best["lr"] == 1e-4 and best["diverged_total"] == 1 and best["runs_total"] == 2
+    assert best["left_disk_total"] == 1
+    # the authors' rule (the default): the run that left the disk goes on and is counted
+    runs = train_stack("diag-polar", teacher, lrs=[3.0, 1e-4], seeds=[0], nu0=0.99, **TINY)
+    fast_on, slow_on = runs
+    assert fast_on["left_disk_at"] == fast["left_disk_at"]
+    assert fast_on["diverged_at"] is None or fast_on["diverged_at"] > fast["left_disk_at"]
+    assert fast_on["curve"][1] != math.inf  # still training after it left the disk
+    assert slow_on["curve"] == slow["curve"]
+    with pytest.raises(ValueError, match="outside_disk"):
+        train_stack("diag-polar", teacher, lrs=[1e-4], seeds=[0], nu0=0.99,
+                    outside_disk="clip", **TINY)
 
 
 def test_best_lr_never_drops_diverged_seeds():
