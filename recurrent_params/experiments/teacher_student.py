@@ -489,8 +489,8 @@ def run(args: argparse.Namespace) -> dict | None:
                                steps=s["steps"], batch_size=s["batch_size"],
                                length=s["length"], nu0=nu0, d_state=s["d_state"],
                                test_size=s["test_size"], mode=s["mode"], loss=s["loss"],
-                               outside_disk=s["outside_disk"], base_seed=args.seed, progress=progress,
-                               log_every=args.log_every)
+                               outside_disk=s["outside_disk"], base_seed=args.seed,
+                               progress=progress, log_every=args.log_every)
             seconds = time.perf_counter() - t0
             if progress:
                 print(f"  nu0 {nu0} {name} seeds {chunk[0]}-{chunk[-1]}: {seconds:.0f} s"
