@@ -35,6 +35,7 @@ from optim import StackedTrainer  # noqa: E402
 from recurrent_params import LRU, DenseRNN  # noqa: E402
 from recurrent_params.experiments.lag_gram import kernel_half_mse, lag_gram  # noqa: E402
 from recurrent_params.experiments.teacher import make_teacher  # noqa: E402
+from recurrent_params.experiments.teacher_student import gram_losses  # noqa: E402
 
 LRS_PER_SEED = 5
 
@@ -97,10 +98,7 @@ def _bench(make, S: int, B: int, T: int, repeats: int) -> dict:
         trainer.step(_loss, xs, target=ys, in_dims=(0, 0))
 
     def stacked_gram():
-        gram = lag_gram(x)[:, None]  # (seeds, 1, T, T)
-        R = trainer.call(lambda m: m.impulse_response(T))  # (S, T, 1, 1)
-        err = (R - target).reshape(seeds, LRS_PER_SEED, T, 1, 1)
-        losses = kernel_half_mse(err, gram, B * T)
+        losses = gram_losses(trainer, x, target)  # (S,): one Gram per seed
         grads = torch.autograd.grad(losses.sum(), list(trainer.params.values()),
                                     allow_unused=True)
         trainer.apply_gradients(dict(zip(trainer.params, grads)))

@@ -73,9 +73,9 @@ class Teacher:
         """Complex eigenvalues of ``A`` ``(N,)``."""
         return torch.linalg.eigvals(self.A)
 
-    def module(self) -> DenseRNN:
-        """The teacher as a :class:`~recurrent_params.DenseRNN`."""
-        rnn = DenseRNN(1, self.d_state, 1).to(dtype=self.dtype, device=self.A.device)
+    def module(self, dtype: torch.dtype | None = None) -> DenseRNN:
+        """The teacher as a :class:`~recurrent_params.DenseRNN` (in ``dtype``, default its own)."""
+        rnn = DenseRNN(1, self.d_state, 1).to(dtype=dtype or self.dtype, device=self.A.device)
         load_teacher(rnn, self)
         return rnn
 
@@ -83,10 +83,7 @@ class Teacher:
     def impulse_response(self, length: int) -> torch.Tensor:
         """$R_0 = C B + D$, $R_k = C A^k B$: ``(length, 1, 1)``, computed in float64 and
         returned in the teacher's dtype (see ``RecurrentCell.impulse_response``)."""
-        rnn = DenseRNN(1, self.d_state, 1).to(dtype=torch.float64, device=self.A.device)
-        load_teacher(rnn, Teacher(*(t.double() for t in (self.A, self.B, self.C, self.D)),
-                                  nu0=self.nu0, seed=self.seed))
-        return rnn.impulse_response(length).to(self.dtype)
+        return self.module(torch.float64).impulse_response(length).to(self.dtype)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

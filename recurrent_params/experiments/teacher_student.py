@@ -267,6 +267,27 @@ def _set_mode(cell: nn.Module, mode: str | None) -> nn.Module:
     return cell
 
 
+def gram_losses(trainer: StackedTrainer, xs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Each stacked model's half MSE against the teacher on its seed's batch, by the lag Gram.
+
+    The models are seed-major (model ``i`` sees batch ``i // (S / seeds)``), so one Gram per
+    seed serves all of that seed's models (:mod:`.lag_gram`).
+
+    Args:
+        trainer: the stacked students (linear, time-invariant, 1-D input and output).
+        xs: ``(seeds, batch, T, 1)`` inputs, one batch per seed.
+        target: the teacher's impulse response ``(T, 1, 1)``.
+
+    Returns:
+        ``(S,)`` losses, differentiable in ``trainer.params``.
+    """
+    seeds, batch, length = xs.shape[:3]
+    gram = lag_gram(xs)[:, None]  # (seeds, 1, T, T): shared by the models of a seed
+    R = trainer.call(lambda m: m.impulse_response(length))  # (S, T, 1, 1)
+    err = (R - target).reshape(seeds, -1, length, 1, 1)  # (seeds, S / seeds, T, 1, 1)
+    return kernel_half_mse(err, gram, batch * length).reshape(-1)
+
+
 def _eigs(module: nn.Module) -> torch.Tensor:
     lam = getattr(module, "lam", None)
     return lam if isinstance(lam, torch.Tensor) else torch.zeros(1)
@@ -349,10 +370,7 @@ def train_stack(
         xs = torch.stack([torch.randn(batch_size, length, 1, dtype=teacher.dtype, generator=g)
                           for g in gens]).to(teacher.A.device)  # (seeds, B, T, 1)
         if loss == "gram":
-            gram = lag_gram(xs)[:, None]  # (seeds, 1, T, T): shared by the lrs of a seed
-            R = trainer.call(lambda m: m.impulse_response(length))  # (S, T, 1, 1)
-            err = (R - target).reshape(len(seeds), len(lrs), length, 1, 1)
-            losses = kernel_half_mse(err, gram, batch_size * length).reshape(n)  # (S,)
+            losses = gram_losses(trainer, xs, target)  # (S,)
         else:
             ys = teacher(xs.flatten(0, 1)).reshape(xs.shape)  # one teacher call for every seed
             x, y = xs[index], ys[index]  # (S, B, T, 1)

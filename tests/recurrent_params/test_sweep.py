@@ -28,16 +28,21 @@ def _worker(rank: int, world: int) -> dict | None:
                 "result": json.loads(path.read_text()) if path.exists() else None}
 
 
+
+def _main_in_this_process(argv: list[str]) -> int:
+    """The command line in this process, restoring the torch thread count ``--threads`` sets."""
+    threads = torch.get_num_threads()
+    try:
+        return main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
 @pytest.mark.slow
 def test_teacher_student_sweep_in_two_processes_gives_the_one_process_table(tmp_path):
     ranks = run_in_processes(_worker, 2, timeout=240)  # a bound, not a measurement
     assert [r["code"] for r in ranks] == [0, 0]
     assert ranks[0]["exists"] and not ranks[1]["exists"]  # rank 0 reports, rank 1 does not
-    threads = torch.get_num_threads()
-    try:
-        assert main([*ARGS, "--out", str(tmp_path)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert _main_in_this_process([*ARGS, "--out", str(tmp_path)]) == 0
     single = json.loads((tmp_path / "teacher-student.json").read_text())
     split = ranks[0]["result"]
     assert len(split["runs"]) == len(single["runs"]) == 2 * 2
@@ -92,11 +97,7 @@ def test_lsc_digits_sweep_in_two_processes_gives_the_one_process_table(tmp_path)
     ranks = run_in_processes(_digits_worker, 2, timeout=300)  # a bound, not a measurement
     assert [r["code"] for r in ranks] == [0, 0]
     assert ranks[1]["result"] is None and ranks[1]["logs"] == ["lsc_digits_runs.rank1.jsonl"]
-    threads = torch.get_num_threads()
-    try:
-        assert main([*DIGITS, "--out", str(tmp_path)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert _main_in_this_process([*DIGITS, "--out", str(tmp_path)]) == 0
     single = json.loads((tmp_path / "lsc.json").read_text())
     split = ranks[0]["result"]
     # one rnn and one ffn configuration: one per rank; the same runs, the same accuracies
