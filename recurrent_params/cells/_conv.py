@@ -82,11 +82,6 @@ def _mul(P: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return P * S
 
 
-def _diagonal_kernel_from(G: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    """``Re(C G_k)`` for the stack ``G (L, N, d_in)`` of $\\lambda^k B$: ``(L, d_out, d_in)``."""
-    return real_output(G.transpose(1, 2), C).transpose(1, 2)
-
-
 def _baby_steps(L: int) -> int:
     """Baby-step count $q$, a power of two near $\\sqrt L$: lags $k = a q + b$, $b < q$."""
     return 1 << max(0, math.ceil(math.log2(max(L, 1)) / 2))
@@ -122,7 +117,8 @@ def diagonal_conv(
     Bsz, L, d_in = x.shape
     V = doubling_powers(torch.ones_like(lam), lam, L + 1, _mul)  # (L+1, N): lam^k
     G = V[:L, :, None] * B  # (L, N, d_in): lam^k B
-    y = causal_conv(x, _diagonal_kernel_from(G, C))  # (B, L, d_out)
+    K = real_output(G.transpose(1, 2), C).transpose(1, 2)  # (L, d_out, d_in)
+    y = causal_conv(x, K)  # (B, L, d_out)
     Gr = G.flip(0).permute(1, 0, 2).reshape(-1, L * d_in)  # (N, L d_in): lam^(L-1-j) B
     last = input_proj(x.reshape(Bsz, L * d_in), Gr)  # (B, N)
     if h0 is not None:
@@ -188,7 +184,8 @@ def dense_conv(
     Bsz, L, d_in = x.shape
     N = A.shape[0]
     P = doubling_powers(B, A, L, _left_matmul)  # (L, N, d_in): A^k B
-    y = causal_conv(x, C @ P)  # (B, L, d_out), kernel C A^k B
+    K = C @ P  # (L, d_out, d_in)
+    y = causal_conv(x, K)  # (B, L, d_out)
     Pr = P.flip(0).permute(1, 0, 2).reshape(N, L * d_in)  # (N, L d_in): A^(L-1-j) B
     last = x.reshape(Bsz, L * d_in) @ Pr.T  # (B, N)
     if h0 is not None:
