@@ -398,6 +398,16 @@ def _ffn_config(s: dict, flat, seed: int, act: str, progress: bool,
     return runs
 
 
+def _cost(item: tuple, s: dict) -> float:
+    """Rough relative cost of one configuration, to balance ranks: proportional to depth x
+    epochs x the cell's matrices per step (LSTM 4, GRU 3, ALIF 1; FFN layers at 1/64 of a
+    recurrent layer's 64 time steps)."""
+    part, _, net_name, depth = item
+    if part == "ffn":
+        return depth * s["ffn_epochs"] / 64
+    return depth * s["epochs"] * {"lstm": 4, "gru": 3}.get(net_name, 1)
+
+
 def run_digits(args) -> dict | None:
     """Run both parts, print the tables, write CSV/JSON/markdown/figure under ``--out``.
 
@@ -438,7 +448,7 @@ def run_digits(args) -> dict | None:
         t_start = time.perf_counter()
         data: dict[tuple[int, str], Any] = {}
         done = []
-        for i, (part, seed, net_name, depth) in ctx.share(work):
+        for i, (part, seed, net_name, depth) in ctx.share(work, [_cost(w, s) for w in work]):
             kind = "flat" if part == "ffn" else "spikes" if net_name == "alif" else "pixels"
             if (seed, kind) not in data:
                 split = load_digits_sequences(seed=seed, flatten=kind == "flat")

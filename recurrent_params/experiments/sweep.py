@@ -2,7 +2,8 @@
 
 Under ``torchrun --nproc-per-node N`` (or any launcher that sets ``RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR`` and ``MASTER_PORT``) an experiment's configurations are dealt round-robin to
-the ranks (configuration ``i`` to rank ``i mod N``), each rank runs its share with exactly
+the ranks (configuration ``i`` to rank ``i mod N``), or by estimated cost when the experiment
+gives one (:meth:`Sweep.share`), each rank runs its share with exactly
 the computations one process would run for them, and rank 0 gathers the results back into
 the single-process order, so it prints and saves the same table; the other ranks return
 ``None``. Without a launcher (or with ``WORLD_SIZE=1``) everything runs in this process.
@@ -15,6 +16,7 @@ A group that is already initialised (e.g. by the caller) is used as it is and le
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,9 +47,30 @@ class Sweep:
         """Rank 0: the process that reports."""
         return self.rank == 0
 
-    def share(self, items: Sequence[Any]) -> list[tuple[int, Any]]:
-        """``(index, item)`` of the items this rank runs: indices ``rank, rank + world, ...``."""
-        return [(i, items[i]) for i in range(self.rank, len(items), self.world)]
+    def share(self, items: Sequence[Any],
+              costs: Sequence[float] | None = None) -> list[tuple[int, Any]]:
+        """``(index, item)`` of the items this rank runs, in index order.
+
+        Without ``costs``: indices ``rank, rank + world, ...`` (round-robin). With ``costs``
+        (an estimate per item, any unit): longest first, each item to the rank with the least
+        estimated work so far (ties to the lower rank), so configurations of unequal size
+        (depth 2 and depth 5 networks, say) still finish together. Every rank computes the
+        same deal, so no communication is needed.
+        """
+        if costs is None:
+            return [(i, items[i]) for i in range(self.rank, len(items), self.world)]
+        if len(costs) != len(items):
+            raise ValueError(f"share: {len(costs)} costs for {len(items)} items")
+        if not all(math.isfinite(c) and c >= 0 for c in costs):
+            raise ValueError("share: costs must be finite and non-negative")
+        load = [0.0] * self.world
+        mine = []
+        for i in sorted(range(len(items)), key=lambda j: (-costs[j], j)):
+            rank = min(range(self.world), key=lambda r: (load[r], r))
+            load[rank] += costs[i]
+            if rank == self.rank:
+                mine.append(i)
+        return [(i, items[i]) for i in sorted(mine)]
 
     def gather(self, results: list[tuple[int, Any]]) -> list[Any] | None:
         """All ranks' ``(index, result)`` pairs, in index order, on rank 0 (``None`` elsewhere).

@@ -68,6 +68,28 @@ def test_ranks_deal_configurations_round_robin():
     assert [[i for i, _ in s] for s in shares] == [[0, 3, 6], [1, 4], [2, 5]]
 
 
+def test_ranks_deal_costed_configurations_longest_first_to_the_least_loaded():
+    # depth-5 and depth-2 networks in the order the digits sweep lists them: round-robin would
+    # give one rank every depth-5 network (cost 16 vs 6); the costed deal gives 11 and 11
+    costs = [1, 5, 1, 5, 2, 2, 3, 3]
+    items = list("abcdefgh")
+    shares = [Sweep(rank=r, world=2).share(items, costs) for r in range(2)]
+    assert shares == [[(0, "a"), (1, "b"), (4, "e"), (6, "g")],
+                      [(2, "c"), (3, "d"), (5, "f"), (7, "h")]]
+    assert [sum(costs[i] for i, _ in s) for s in shares] == [11, 11]
+    # every item exactly once, whatever the world size; one rank keeps the plain order
+    for world in (1, 3, 5, 9):
+        dealt = sorted(i for r in range(world) for i, _ in Sweep(r, world).share(items, costs))
+        assert dealt == list(range(len(items)))
+    assert Sweep().share(items, costs) == list(enumerate(items))
+
+
+@pytest.mark.parametrize("costs", [[1.0], [1.0, -1.0, 1.0], [1.0, float("nan"), 1.0]])
+def test_share_rejects_bad_costs(costs):
+    with pytest.raises(ValueError, match="share: "):
+        Sweep(rank=0, world=2).share(["a", "b", "c"], costs)
+
+
 @pytest.mark.parametrize("world", ["1", "2"])
 def test_no_launcher_no_group(monkeypatch, world):
     monkeypatch.setenv("WORLD_SIZE", world)

@@ -93,7 +93,7 @@ def test_presets_are_the_authors_protocol():
         p = PRESETS[name]
         assert (p["steps"], p["length"], p["batch_size"]) == (10_000, 300, 128)
     assert PRESETS["paper"]["seeds"] == 10 and len(PRESETS["paper"]["nu0"]) == 7
-    assert PRESETS["headline"]["nu0"] == [0.99] and PRESETS["headline"]["seeds"] == 3
+    assert PRESETS["headline"]["nu0"] == [0.99] and PRESETS["headline"]["seeds"] == 10
     assert LR_GRIDS["lru"] == [0.32, 0.1, 0.032, 0.01, 0.0032]
     assert LR_GRIDS["dense"] == [3.2e-3, 1e-3, 3.2e-4, 1e-4, 3.2e-5]
 
