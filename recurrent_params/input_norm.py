@@ -15,9 +15,9 @@ from torch.nn.utils import parametrize
 
 __all__ = ["GAMMA_KINDS", "InputNorm", "input_gamma", "normalize_input"]
 
-GammaKind = Literal["iid", "correlated", "l1", "none", "learned"]
+GammaKind = Literal["iid", "correlated", "l1", "none", "learned", "learned-direct"]
 #: every value accepted as ``kind``.
-GAMMA_KINDS: tuple[str, ...] = ("iid", "correlated", "l1", "none", "learned")
+GAMMA_KINDS: tuple[str, ...] = ("iid", "correlated", "l1", "none", "learned", "learned-direct")
 
 
 def _squared_magnitude(lam: torch.Tensor) -> torch.Tensor:
@@ -63,9 +63,9 @@ def input_gamma(
         >>> input_gamma(torch.tensor([0.5]), "correlated", rho=0.5)  # sqrt(0.75 * 0.75 / 1.25)
         tensor([0.6708])
     """
-    if kind == "learned":
+    if kind in ("learned", "learned-direct"):
         raise ValueError(
-            "input_gamma: 'learned' needs parameters; use InputNorm('learned', lam=...)"
+            f"input_gamma: {kind!r} needs parameters; use InputNorm({kind!r}, lam=...)"
         )
     if kind not in GAMMA_KINDS:
         raise ValueError(f"input_gamma: kind must be one of {GAMMA_KINDS}, got {kind!r}")
@@ -100,7 +100,11 @@ class InputNorm(nn.Module):
     ``InputNorm(kind).gamma(lam)`` evaluates the normaliser; ``kind="learned"`` owns a
     parameter ``gamma_log`` (one per eigenvalue) initialised at
     $\log\sqrt{1-|\lambda_0|^2}$ from the eigenvalues ``lam`` given at construction, with
-    $\gamma = \exp(\gamma_{\log})$ (the LRU choice).
+    $\gamma = \exp(\gamma_{\log})$ (the LRU choice); ``kind="learned-direct"`` owns a
+    parameter ``gamma_direct`` that *is* $\gamma$, initialised at $\sqrt{1-|\lambda_0|^2}$
+    (the authors' learned normaliser for eigenvalues in real/imaginary or polar coordinates,
+    arXiv 2405.21064). A learned $\gamma$ never reads $\lambda$, so it stays defined when a
+    trained eigenvalue leaves the unit disk, where $\sqrt{1-|\lambda|^2}$ is not.
 
     Bound to a module by :func:`normalize_input`, it becomes a parametrization of that module's
     input matrix: the effective ``B`` is $\gamma(\lambda)$ broadcast along ``state_dim`` times the
@@ -108,9 +112,10 @@ class InputNorm(nn.Module):
     training, and a parametrized ``lam`` works too).
 
     Args:
-        kind: ``"iid"``, ``"correlated"``, ``"l1"``, ``"none"`` or ``"learned"``.
+        kind: ``"iid"``, ``"correlated"``, ``"l1"``, ``"none"``, ``"learned"`` or
+            ``"learned-direct"``.
         rho: input autocorrelation for ``"correlated"``.
-        lam: initial eigenvalues, required for ``"learned"``.
+        lam: initial eigenvalues, required for ``"learned"`` and ``"learned-direct"``.
 
     References:
         Zucchet & Orvieto, https://arxiv.org/abs/2405.21064 (section 3.1);
@@ -129,13 +134,16 @@ class InputNorm(nn.Module):
             raise ValueError(f"InputNorm: kind must be one of {GAMMA_KINDS}, got {kind!r}")
         self.kind = kind
         self.rho = _check_rho(rho) if kind == "correlated" else float(rho)
-        if kind == "learned":
+        if kind in ("learned", "learned-direct"):
             if lam is None:
-                raise ValueError("InputNorm('learned') needs the initial eigenvalues: lam=...")
+                raise ValueError(f"InputNorm({kind!r}) needs the initial eigenvalues: lam=...")
             init = input_gamma(lam.detach(), "iid")
             if (init <= 0).any():
-                raise ValueError("InputNorm('learned') needs every initial |lam| < 1")
-            self.gamma_log = nn.Parameter(torch.log(init))
+                raise ValueError(f"InputNorm({kind!r}) needs every initial |lam| < 1")
+            if kind == "learned":
+                self.gamma_log = nn.Parameter(torch.log(init))
+            else:
+                self.gamma_direct = nn.Parameter(init)
         # Binding to the owning module, set by normalize_input. Stored outside _modules so that
         # state_dict / .to() / repr do not recurse into the owner; deepcopy maps it through memo.
         object.__setattr__(self, "_owner", None)
@@ -145,13 +153,15 @@ class InputNorm(nn.Module):
 
     def gamma(self, lam: torch.Tensor) -> torch.Tensor:
         """The normaliser for eigenvalues ``lam`` (a real tensor of ``lam``'s shape)."""
-        if self.kind == "learned":
-            if lam.shape != self.gamma_log.shape:
+        if self.kind in ("learned", "learned-direct"):
+            held = self.gamma_log if self.kind == "learned" else self.gamma_direct
+            if lam.shape != held.shape:
+                name = "gamma_log" if self.kind == "learned" else "gamma_direct"
                 raise ValueError(
-                    f"InputNorm('learned') holds gamma_log of shape {tuple(self.gamma_log.shape)}"
+                    f"InputNorm({self.kind!r}) holds {name} of shape {tuple(held.shape)}"
                     f" but got lam of shape {tuple(lam.shape)}"
                 )
-            return torch.exp(self.gamma_log)
+            return torch.exp(held) if self.kind == "learned" else held
         return input_gamma(lam, self.kind, self.rho)
 
     def _broadcast_gamma(self, B: torch.Tensor) -> torch.Tensor:
@@ -227,7 +237,8 @@ def normalize_input(
     lam = getattr(module, eig_name, None)
     if not isinstance(lam, torch.Tensor):
         raise ValueError(f"normalize_input: {type(module).__name__} has no tensor {eig_name!r}")
-    norm = InputNorm(kind, rho=rho, lam=lam.detach() if kind == "learned" else None)
+    learned = kind in ("learned", "learned-direct")
+    norm = InputNorm(kind, rho=rho, lam=lam.detach() if learned else None)
     norm.to(device=lam.device, dtype=lam.real.dtype)
     object.__setattr__(norm, "_owner", module)
     norm.eig_name = eig_name

@@ -17,7 +17,7 @@ from recurrent_params.scan import linear_scan
 
 __all__ = ["DiagonalRNN"]
 
-_NORMS = (None, "none", "iid", "l1", "correlated", "learned")
+_NORMS = (None, "none", "iid", "l1", "correlated", "learned", "learned-direct")
 
 
 class DiagonalRNN(RecurrentCell):
@@ -41,7 +41,10 @@ class DiagonalRNN(RecurrentCell):
     * ``"correlated"``: the exact normaliser for real $\lambda$ and inputs with
       autocorrelation ``rho``;
     * ``"learned"``: $\exp(\gamma_{log})$ with a parameter ``gamma_log`` initialised at
-      $\log\sqrt{1 - |\lambda|^2}$ of the initial eigenvalues.
+      $\log\sqrt{1 - |\lambda|^2}$ of the initial eigenvalues;
+    * ``"learned-direct"``: a parameter ``gamma_direct`` that is $\gamma$ itself, initialised
+      at $\sqrt{1 - |\lambda|^2}$ (the authors' choice for real/imaginary and polar
+      eigenvalues; like ``"learned"``, defined wherever $\lambda$ goes).
 
     Initialisation: ring init $|\lambda|^2 \sim U[r_{min}^2, r_{max}^2]$,
     $\arg\lambda \sim U[0, \theta_{max}]$ (real cell: positive magnitudes),
@@ -63,8 +66,8 @@ class DiagonalRNN(RecurrentCell):
         d_state: number of eigenvalues $N$.
         d_output: output features.
         complex: complex (default) or real eigenvalues.
-        normalization: ``None``, ``"none"``, ``"iid"``, ``"l1"``, ``"correlated"`` or
-            ``"learned"``.
+        normalization: ``None``, ``"none"``, ``"iid"``, ``"l1"``, ``"correlated"``,
+            ``"learned"`` or ``"learned-direct"``.
         rho: input autocorrelation for ``normalization="correlated"``.
         r_min: smallest initial $|\lambda|$.
         r_max: largest initial $|\lambda|$.

@@ -199,10 +199,11 @@ def load_teacher(student: nn.Module, teacher: Teacher) -> nn.Module:
     Supported students: :class:`~recurrent_params.DenseRNN` (copies ``A, B, C``),
     complex :class:`~recurrent_params.DiagonalRNN` and :class:`~recurrent_params.LRU`
     (``lam = eig(A)``, ``B' = P^-1 B``, ``C' = C P``), with 1-D input and output and at least
-    ``teacher.d_state`` states; ``D`` is the teacher's. An ``InputNorm("learned")`` on ``B`` is
-    re-initialised at $\\log\\sqrt{1 - |\\lambda|^2}$ of the loaded eigenvalues (the value a
-    freshly initialised LRU would hold), and the stored ``B`` compensates, so the effective
-    ``B`` is exactly ``P^-1 B``.
+    ``teacher.d_state`` states; ``D`` is the teacher's. A learned normaliser on ``B``
+    (``InputNorm("learned")`` or ``"learned-direct"``) is re-initialised at
+    $\\gamma = \\sqrt{1 - |\\lambda|^2}$ of the loaded eigenvalues (the value a freshly
+    initialised cell would hold), and the stored ``B`` compensates, so the effective ``B`` is
+    exactly ``P^-1 B``.
 
     Args:
         student: the cell to overwrite (in place).
@@ -277,6 +278,10 @@ def _reset_learned_gamma(student: nn.Module, lam: torch.Tensor) -> None:
     if not parametrize.is_parametrized(student, "B"):
         return
     for module in student.parametrizations.B:
+        fresh = torch.sqrt(1 - lam.abs() ** 2)
         gamma_log = getattr(module, "gamma_log", None)
         if isinstance(gamma_log, torch.Tensor):
-            gamma_log.copy_(torch.log(torch.sqrt(1 - lam.abs() ** 2)).to(gamma_log.dtype))
+            gamma_log.copy_(torch.log(fresh).to(gamma_log.dtype))
+        gamma_direct = getattr(module, "gamma_direct", None)
+        if isinstance(gamma_direct, torch.Tensor):
+            gamma_direct.copy_(fresh.to(gamma_direct.dtype))

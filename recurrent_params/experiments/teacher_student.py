@@ -54,6 +54,8 @@ HELP = (
 
 DENSE_LRS = [3.2e-3, 1e-3, 3.2e-4, 1e-4, 3.2e-5]
 LRU_LRS = [0.32, 0.1, 0.032, 0.01, 0.0032]
+DIAGONAL_LRS = [0.1, 0.032, 0.01, 3.2e-3, 1e-3, 3.2e-4, 1e-4]
+BLOCK_LRS = [0.01, 3.2e-3, 1e-3, 3.2e-4]
 
 #: Fig. 3 of the paper, read off the plot (approximate): student -> {nu0: loss}.
 PAPER = {
@@ -135,24 +137,32 @@ def _diagonal(parametrization: Callable[[], nn.Module] | None, normalization: st
 
 
 #: student name -> factory ``(d_state, nu0) -> module``. ``diag-realimag``: complex diagonal
-#: RNN whose ``lam`` is trained through its real and imaginary parts (a plain parameter);
-#: ``-gamma``: with the fixed i.i.d. normaliser ``sqrt(1 - |lam|^2)``.
+#: RNN whose ``lam`` is trained through its real and imaginary parts (a plain parameter).
+#: ``-gamma``: with an input normaliser; for real/imaginary and polar eigenvalues a learned
+#: one, the parameter ``gamma`` itself initialised at ``sqrt(1 - |lam|^2)`` (the authors'
+#: ``which_gamma="learned"``, defined when an eigenvalue leaves the unit disk); for ExpMag
+#: eigenvalues, which never leave it, the fixed ``sqrt(1 - |lam|^2)``.
 STUDENTS: dict[str, Callable[[int, float], nn.Module]] = {
     "dense": _dense,
     "lru": _lru,
     "block2": _block2,
     "diag-realimag": _diagonal(None, None),
-    "diag-realimag-gamma": _diagonal(None, "iid"),
+    "diag-realimag-gamma": _diagonal(None, "learned-direct"),
     "diag-exp": _diagonal(ExpMag, None),
     "diag-exp-gamma": _diagonal(ExpMag, "iid"),
     "diag-polar": _diagonal(Polar, None),
-    "diag-polar-gamma": _diagonal(Polar, "iid"),
+    "diag-polar-gamma": _diagonal(Polar, "learned-direct"),
 }
 
-#: learning-rate grid per student: the paper's for dense and LRU; the block-diagonal student
-#: uses the dense grid and every complex diagonal one the LRU grid (the paper gives none).
-LR_GRIDS: dict[str, list[float]] = {name: (DENSE_LRS if name in ("dense", "block2") else LRU_LRS)
-                                    for name in STUDENTS}
+#: learning-rate grid per student, the authors' (their public scan files): the paper's for
+#: dense and LRU; for the ablation, seven values for the complex diagonal students and four
+#: for the block-diagonal one.
+LR_GRIDS: dict[str, list[float]] = {
+    "dense": DENSE_LRS,
+    "lru": LRU_LRS,
+    "block2": BLOCK_LRS,
+    **{name: DIAGONAL_LRS for name in STUDENTS if name.startswith("diag-")},
+}
 
 #: sequence mode set on the students unless --mode says otherwise: every student of this task
 #: is linear and time-invariant, so the FFT convolution is exact and several times faster.

@@ -57,6 +57,10 @@ CELLS = {
         lambda: DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, normalization="learned"),
         _diag_ref,
     ),
+    "diag-learned-direct": (
+        lambda: DiagonalRNN(D_IN, N, D_OUT, r_min=0.5, normalization="learned-direct"),
+        _diag_ref,
+    ),
     "diag-real-correlated": (
         lambda: DiagonalRNN(D_IN, N, D_OUT, complex=False, normalization="correlated", rho=0.5),
         _diag_ref,

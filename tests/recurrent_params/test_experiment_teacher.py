@@ -43,11 +43,13 @@ def test_teacher_eigenvalues_and_outputs():
 def _students():
     plain = DiagonalRNN(1, 10, 1)
     exp_lam = DiagonalRNN(1, 10, 1, normalization="iid")
+    direct = DiagonalRNN(1, 10, 1, normalization="learned-direct")
     torch.nn.utils.parametrize.register_parametrization(exp_lam, "lam", ExpMag())
     return {
         "dense": DenseRNN(1, 10, 1),
         "diagonal": plain,
         "diagonal-expmag-iid": exp_lam,
+        "diagonal-learned-direct": direct,
         "lru": LRU(1, 10),
         "lru-wider": LRU(1, 16),
         "dense-wider": DenseRNN(1, 13, 1),

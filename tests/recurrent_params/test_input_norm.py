@@ -57,9 +57,38 @@ def test_bad_input_raises(lam, kind, rho, match):
         input_gamma(lam, kind, rho)
 
 
-def test_learned_needs_initial_eigenvalues():
+@pytest.mark.parametrize("kind", ["learned", "learned-direct"])
+def test_learned_needs_initial_eigenvalues(kind):
     with pytest.raises(ValueError, match="lam="):
-        InputNorm("learned")
+        InputNorm(kind)
+    with pytest.raises(ValueError, match="InputNorm"):
+        input_gamma(torch.tensor([0.5]), kind)
+    with pytest.raises(ValueError, match="initial"):
+        InputNorm(kind, lam=torch.tensor([0.5, 1.0]))
+
+
+def test_learned_direct_gamma_is_its_own_parameter_and_survives_leaving_the_disk():
+    lam0 = torch.tensor([0.6 + 0.0j, 0.8j, 0.99], dtype=torch.complex128)
+    m = Recurrence(lam0.clone())
+    B0 = m.B.detach().clone()
+    norm = normalize_input(m, "B", kind="learned-direct")
+    assert [n for n, _ in norm.named_parameters()] == ["gamma_direct"]
+    gamma0 = torch.sqrt(1 - lam0.abs() ** 2)
+    torch.testing.assert_close(norm.gamma_direct.detach(), gamma0)
+    torch.testing.assert_close(m.B, gamma0[:, None] * B0)
+    # the gradient of B reaches gamma itself (d B_eff / d gamma_i = B0_i), not lam
+    m.B.real.sum().backward()
+    torch.testing.assert_close(norm.gamma_direct.grad, B0.real.sum(1))
+    assert m.lam.grad is None
+    # an eigenvalue outside the unit disk: the fixed normaliser is undefined, this one is not
+    with torch.no_grad():
+        m.lam[2] = 1.05
+    with pytest.raises(ValueError, match="|lam| <= 1"):
+        input_gamma(m.lam.detach(), "iid")
+    torch.testing.assert_close(m.B, gamma0[:, None] * B0)
+    # a wrong-sized lam is reported with the parameter's name
+    with pytest.raises(ValueError, match="gamma_direct"):
+        norm.gamma(torch.ones(2))
 
 
 class Recurrence(torch.nn.Module):

@@ -96,6 +96,26 @@ def test_presets_are_the_authors_protocol():
     assert PRESETS["headline"]["nu0"] == [0.99] and PRESETS["headline"]["seeds"] == 10
     assert LR_GRIDS["lru"] == [0.32, 0.1, 0.032, 0.01, 0.0032]
     assert LR_GRIDS["dense"] == [3.2e-3, 1e-3, 3.2e-4, 1e-4, 3.2e-5]
+    # the ablation's grids, from the authors' scan files
+    assert LR_GRIDS["block2"] == [0.01, 3.2e-3, 1e-3, 3.2e-4]
+    for name in ("diag-realimag", "diag-realimag-gamma", "diag-exp", "diag-polar-gamma"):
+        assert LR_GRIDS[name] == [0.1, 0.032, 0.01, 3.2e-3, 1e-3, 3.2e-4, 1e-4]
+
+
+@pytest.mark.parametrize("name", ["diag-realimag-gamma", "diag-polar-gamma"])
+def test_learned_gamma_students_train_on_outside_the_unit_disk(name):
+    """The authors' learned gamma is a parameter of its own: a student whose eigenvalue leaves
+    the disk keeps a finite loss (the fixed sqrt(1 - |lam|^2) would be undefined there)."""
+    student = STUDENTS[name](12, 0.99)
+    norm = student.parametrizations.B[-1]
+    assert norm.kind == "learned-direct"
+    torch.testing.assert_close(norm.gamma_direct.detach(),
+                               torch.sqrt(1 - student.lam.detach().abs() ** 2))
+    teacher = make_teacher(0.99, seed=0, dtype=torch.float32)
+    runs = train_stack(name, teacher, lrs=[3.0], seeds=[0], nu0=0.99, **TINY)
+    (run,) = runs
+    assert run["left_disk_at"] is not None
+    assert all(math.isfinite(v) for v in run["curve"][:run["left_disk_at"] + 2])
 
 
 def test_half_mse():
