@@ -18,6 +18,8 @@ __all__ = ["GAMMA_KINDS", "InputNorm", "input_gamma", "normalize_input"]
 GammaKind = Literal["iid", "correlated", "l1", "none", "learned", "learned-direct"]
 #: every value accepted as ``kind``.
 GAMMA_KINDS: tuple[str, ...] = ("iid", "correlated", "l1", "none", "learned", "learned-direct")
+#: the kinds that own a parameter instead of reading lam.
+_LEARNED_KINDS = ("learned", "learned-direct")
 
 
 def _squared_magnitude(lam: torch.Tensor) -> torch.Tensor:
@@ -63,7 +65,7 @@ def input_gamma(
         >>> input_gamma(torch.tensor([0.5]), "correlated", rho=0.5)  # sqrt(0.75 * 0.75 / 1.25)
         tensor([0.6708])
     """
-    if kind in ("learned", "learned-direct"):
+    if kind in _LEARNED_KINDS:
         raise ValueError(
             f"input_gamma: {kind!r} needs parameters; use InputNorm({kind!r}, lam=...)"
         )
@@ -134,16 +136,13 @@ class InputNorm(nn.Module):
             raise ValueError(f"InputNorm: kind must be one of {GAMMA_KINDS}, got {kind!r}")
         self.kind = kind
         self.rho = _check_rho(rho) if kind == "correlated" else float(rho)
-        if kind in ("learned", "learned-direct"):
+        if kind in _LEARNED_KINDS:
             if lam is None:
                 raise ValueError(f"InputNorm({kind!r}) needs the initial eigenvalues: lam=...")
             init = input_gamma(lam.detach(), "iid")
             if (init <= 0).any():
                 raise ValueError(f"InputNorm({kind!r}) needs every initial |lam| < 1")
-            if kind == "learned":
-                self.gamma_log = nn.Parameter(torch.log(init))
-            else:
-                self.gamma_direct = nn.Parameter(init)
+            setattr(self, self._held_name, nn.Parameter(self._stored(init)))
         # Binding to the owning module, set by normalize_input. Stored outside _modules so that
         # state_dict / .to() / repr do not recurse into the owner; deepcopy maps it through memo.
         object.__setattr__(self, "_owner", None)
@@ -151,18 +150,34 @@ class InputNorm(nn.Module):
         self.state_dim = 0
         self._registering = False
 
+    @property
+    def _held_name(self) -> str:
+        # the parameter a learned kind owns: log(gamma) for "learned", gamma itself otherwise
+        return "gamma_log" if self.kind == "learned" else "gamma_direct"
+
+    def _stored(self, gamma: torch.Tensor) -> torch.Tensor:
+        return torch.log(gamma) if self.kind == "learned" else gamma
+
     def gamma(self, lam: torch.Tensor) -> torch.Tensor:
         """The normaliser for eigenvalues ``lam`` (a real tensor of ``lam``'s shape)."""
-        if self.kind in ("learned", "learned-direct"):
-            held = self.gamma_log if self.kind == "learned" else self.gamma_direct
+        if self.kind in _LEARNED_KINDS:
+            held = getattr(self, self._held_name)
             if lam.shape != held.shape:
-                name = "gamma_log" if self.kind == "learned" else "gamma_direct"
                 raise ValueError(
-                    f"InputNorm({self.kind!r}) holds {name} of shape {tuple(held.shape)}"
-                    f" but got lam of shape {tuple(lam.shape)}"
+                    f"InputNorm({self.kind!r}) holds {self._held_name} of shape "
+                    f"{tuple(held.shape)} but got lam of shape {tuple(lam.shape)}"
                 )
             return torch.exp(held) if self.kind == "learned" else held
         return input_gamma(lam, self.kind, self.rho)
+
+    @torch.no_grad()
+    def reset_gamma_(self, lam: torch.Tensor) -> None:
+        """Set a learned $\\gamma$ to $\\sqrt{1 - |\\lambda|^2}$ of ``lam``, the value a fresh
+        one would hold for these eigenvalues; the fixed kinds, which read ``lam`` at every
+        call, have nothing to reset."""
+        if self.kind in _LEARNED_KINDS:
+            held = getattr(self, self._held_name)
+            held.copy_(self._stored(torch.sqrt(1 - lam.abs() ** 2)).to(held.dtype))
 
     def _broadcast_gamma(self, B: torch.Tensor) -> torch.Tensor:
         owner = self._owner
@@ -237,8 +252,7 @@ def normalize_input(
     lam = getattr(module, eig_name, None)
     if not isinstance(lam, torch.Tensor):
         raise ValueError(f"normalize_input: {type(module).__name__} has no tensor {eig_name!r}")
-    learned = kind in ("learned", "learned-direct")
-    norm = InputNorm(kind, rho=rho, lam=lam.detach() if learned else None)
+    norm = InputNorm(kind, rho=rho, lam=lam.detach() if kind in _LEARNED_KINDS else None)
     norm.to(device=lam.device, dtype=lam.real.dtype)
     object.__setattr__(norm, "_owner", module)
     norm.eig_name = eig_name

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from recurrent_params import LRU, DenseRNN, DiagonalRNN, assign_
+from recurrent_params import LRU, DenseRNN, DiagonalRNN, InputNorm, assign_
 
 __all__ = ["Teacher", "load_teacher", "make_teacher", "remap_magnitudes", "teacher_data"]
 
@@ -278,10 +278,5 @@ def _reset_learned_gamma(student: nn.Module, lam: torch.Tensor) -> None:
     if not parametrize.is_parametrized(student, "B"):
         return
     for module in student.parametrizations.B:
-        fresh = torch.sqrt(1 - lam.abs() ** 2)
-        gamma_log = getattr(module, "gamma_log", None)
-        if isinstance(gamma_log, torch.Tensor):
-            gamma_log.copy_(torch.log(fresh).to(gamma_log.dtype))
-        gamma_direct = getattr(module, "gamma_direct", None)
-        if isinstance(gamma_direct, torch.Tensor):
-            gamma_direct.copy_(fresh.to(gamma_direct.dtype))
+        if isinstance(module, InputNorm):
+            module.reset_gamma_(lam)

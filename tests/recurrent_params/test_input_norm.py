@@ -91,6 +91,22 @@ def test_learned_direct_gamma_is_its_own_parameter_and_survives_leaving_the_disk
         norm.gamma(torch.ones(2))
 
 
+@pytest.mark.parametrize("kind", ["learned", "learned-direct", "iid"])
+def test_reset_gamma_sets_a_learned_gamma_to_the_fresh_value(kind):
+    lam0 = torch.tensor([0.6, 0.8], dtype=torch.float64)
+    m = Recurrence(lam0.clone())
+    B0 = m.B.detach().clone()
+    norm = normalize_input(m, "B", kind=kind)
+    lam1 = torch.tensor([0.8, 0.28], dtype=torch.float64)  # gamma 0.6, 0.96
+    with torch.no_grad():
+        m.lam.copy_(lam1)
+    norm.reset_gamma_(lam1)
+    torch.testing.assert_close(m.B, torch.tensor([0.6, 0.96], dtype=torch.float64)[:, None] * B0)
+    if kind != "iid":  # the parameter stays a trainable leaf
+        held = dict(norm.named_parameters())
+        assert len(held) == 1 and next(iter(held.values())).requires_grad
+
+
 class Recurrence(torch.nn.Module):
     """A user's own diagonal recurrence: h_t = lam h_{t-1} + B x_t."""
 

@@ -28,7 +28,6 @@ def _worker(rank: int, world: int) -> dict | None:
                 "result": json.loads(path.read_text()) if path.exists() else None}
 
 
-
 def _main_in_this_process(argv: list[str]) -> int:
     """The command line in this process, restoring the torch thread count ``--threads`` sets."""
     threads = torch.get_num_threads()
@@ -36,6 +35,7 @@ def _main_in_this_process(argv: list[str]) -> int:
         return main(argv)
     finally:
         torch.set_num_threads(threads)
+
 
 @pytest.mark.slow
 def test_teacher_student_sweep_in_two_processes_gives_the_one_process_table(tmp_path):
