@@ -1,0 +1,5 @@
+"""Bad inputs to ``optim``: the LSC pre-trainer and the optimisers."""
+
+from __future__ import annotations
+
+CASES: list = []
