@@ -355,3 +355,25 @@ def test_block_rejects_complex_layer_output():
         block(torch.randn(1, 2, D))
     with pytest.raises(ValueError, match=rf"\(batch, length, {D}\)"):
         block(torch.randn(1, 2, D + 1))
+
+
+def test_float64_keeps_a_custom_layers_complex_parameter():
+    # the block and the stack are ComplexSafeModules: a user's plain nn.Module layer that holds
+    # a complex parameter keeps its imaginary part through .to(torch.float64) too
+    class Rotate(torch.nn.Module):
+        d_input = d_output = D
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((D,), 0.5 + 0.25j))
+
+        def forward(self, x, state=None):
+            return (x * self.w).real, state
+
+        def step(self, x_t, state=None):
+            return (x_t * self.w).real, state
+
+    model = RecurrentStack([Rotate()], d_model=D, d_input=1, d_output=2).to(torch.float64)
+    w = model.blocks[0].layer.w
+    assert w.dtype == torch.complex128
+    torch.testing.assert_close(w.detach(), torch.full((D,), 0.5 + 0.25j, dtype=torch.complex128))
