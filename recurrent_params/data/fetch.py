@@ -117,6 +117,7 @@ class FetchResult:
     message: str = ""
 
     def to_dict(self) -> dict:
+        """The fields as plain values (the folder as a string), for JSON logs."""
         return {"name": self.name, "folder": str(self.folder), "status": self.status,
                 "files": self.files, "bytes": self.bytes, "counts": self.counts,
                 "seconds": round(self.seconds, 2), "message": self.message}
