@@ -9,7 +9,8 @@ Run from the repository root:
     python benchmarks/scan.py --only scan --clock cpu   # CPU time of this thread, not wall time
     python benchmarks/scan.py --only threads --scan-threads 2 --scan-shapes 16x4096x256
                                                  # the compiled scan on 2 threads against 1
-    python benchmarks/scan.py --only losses      # the scan under ordinary losses vs its floor
+    python benchmarks/scan.py --only losses --clock cpu   # the scan under ordinary losses vs
+                                                 # its floor, glibc default vs kept memory
 
 Every timing is a median over ``--repeats`` runs, the methods of one table being run
 round-robin in one process so that load changes on a shared machine hit all of them alike.
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import print_table, round_robin  # noqa: E402  (benchmarks/ is the script folder)
 
 from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
+from recurrent_params.allocator import keep_freed_memory  # noqa: E402
 from recurrent_params.scan import scan_implementation  # noqa: E402
 
 
@@ -300,15 +302,28 @@ def loss_methods(shape, device) -> dict:
 
 
 def bench_losses(args, device) -> None:
-    """The scan inside an ordinary training step: what autograd's temporaries around it add."""
+    """The scan inside an ordinary training step: what autograd's temporaries around it add.
+
+    On CPU the table is measured twice in one process: with glibc's default allocator settings,
+    then with :func:`recurrent_params.allocator.keep_freed_memory` (what the command line uses).
+    """
+    settings = [("default", None)]
+    if device.type == "cpu" and keep_freed_memory(False):
+        settings.append(("keep_freed_memory", True))
     rows = []
-    for shape in scan_shapes(args):
-        times = round_robin(loss_methods(shape, device), args.repeats, device,
-                            clock=CLOCKS["wall"])
-        rows += [["x".join(map(str, shape)), name, f"{ms:.1f}", f"{ms / times[FLOOR]:.2f}"]
-                 for name, ms in times.items()]
+    for label, keep in settings:
+        if keep:
+            keep_freed_memory(True)
+        for shape in scan_shapes(args):
+            times = round_robin(loss_methods(shape, device), args.repeats, device,
+                                clock=CLOCKS[args.clock])
+            rows += [["x".join(map(str, shape)), label, name, f"{ms:.1f}",
+                      f"{ms / times[FLOOR]:.2f}"] for name, ms in times.items()]
+    if len(settings) > 1:
+        keep_freed_memory(False)
     print_table("linear_scan in a training step, complex64, forward + backward",
-                ["B x L x d", "loss", "median ms (wall)", "x floor"], rows)
+                ["B x L x d", "host allocator", "loss", f"median ms ({args.clock})", "x floor"],
+                rows)
 
 
 def _peer_class():
