@@ -7,6 +7,10 @@ Run from the repository root:
     python benchmarks/scan.py --device cuda      # adds GB/s against the 40 B/element floor
     python benchmarks/scan.py --quick            # a smoke run (small sizes, 2 repeats)
     python benchmarks/scan.py --only scan --clock cpu   # CPU time of this thread, not wall time
+    python benchmarks/scan.py --only threads --scan-threads 2 --scan-shapes 16x4096x256
+                                                 # the compiled scan on 2 threads against 1
+    python benchmarks/scan.py --only losses --clock cpu   # the scan under ordinary losses vs
+                                                 # its floor, glibc default vs kept memory
 
 Every timing is a median over ``--repeats`` runs, the methods of one table being run
 round-robin in one process so that load changes on a shared machine hit all of them alike.
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import print_table, round_robin  # noqa: E402  (benchmarks/ is the script folder)
 
 from recurrent_params import LRU, S4D, linear_scan  # noqa: E402
+from recurrent_params.allocator import keep_freed_memory  # noqa: E402
 from recurrent_params.scan import scan_implementation  # noqa: E402
 
 
@@ -211,6 +216,116 @@ def bench_scan(args, device) -> None:
         print_table(f"linear scan, {dtype_name}, forward + backward", header, rows)
 
 
+def _scan_inputs(shape, device):
+    """A complex64 scan's ``lam`` (d,), ``u`` (B, L, d) and an output gradient ``g``."""
+    B, L, d = shape
+    lam = torch.polar(torch.rand(d) * 0.999, torch.rand(d) * 6.28).to(device).requires_grad_()
+    u = torch.randn(B, L, d, dtype=torch.complex64, device=device, requires_grad=True)
+    return lam, u, torch.randn_like(u)
+
+
+def thread_methods(shape, counts) -> dict:
+    """``linear_scan`` forward + backward with the thread count switched inside each run."""
+    lam, u, g = _scan_inputs(shape, torch.device("cpu"))
+
+    def on(threads):
+        def run(backward=True):
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                h = linear_scan(lam, u)
+                if backward:
+                    torch.autograd.backward(h, g)
+                    lam.grad = u.grad = None
+                return h
+            finally:
+                torch.set_num_threads(before)
+
+        return run
+
+    return {f"{n} thread{'s' * (n > 1)}": on(n) for n in sorted({1, *counts})}
+
+
+def bench_threads(args, device) -> None:
+    """The compiled scan with its batch rows split across threads, against one thread.
+
+    Round-robin in one process, so load changes hit both alike; the ratio is the speed-up.
+    """
+    if device.type != "cpu":
+        return
+    rows = []
+    for shape in scan_shapes(args):
+        times = round_robin(thread_methods(shape, args.scan_threads), args.repeats, device,
+                            clock=CLOCKS["wall"])
+        rows += [["x".join(map(str, shape)), name, f"{ms:.1f}", f"{times['1 thread'] / ms:.2f}x"]
+                 for name, ms in times.items()]
+    print_table("linear_scan (compiled) on several threads, complex64, forward + backward",
+                ["B x L x d", "threads", "median ms (wall)", "speed-up vs 1 thread"], rows)
+
+
+def loss_methods(shape, device) -> dict:
+    """``linear_scan`` forward + backward under three losses, and the scan's memory floor.
+
+    (a) a precomputed dense output gradient (how the scan table drives it), (b) the loss
+    ``h.real.sum()``, (c) ``(h * g).real.sum()``; the floor is a copy and an add into reused
+    buffers, the bytes the scan alone must move.
+    """
+    lam, u, g = _scan_inputs(shape, device)
+    bufs = [torch.zeros_like(u, requires_grad=False) for _ in range(2)]
+
+    def step(loss_of):
+        def run(backward=True):
+            h = linear_scan(lam, u)
+            if backward:
+                loss = loss_of(h)
+                if loss is None:
+                    torch.autograd.backward(h, g)
+                else:
+                    loss.backward()
+                lam.grad = u.grad = None
+            return h
+
+        return run
+
+    def floor(backward=True):
+        h = bufs[0].copy_(u.detach())
+        if backward:
+            torch.add(g, h, out=bufs[1])
+        return h
+
+    return {
+        "dense gradient given": step(lambda h: None),
+        "loss h.real.sum()": step(lambda h: h.real.sum()),
+        "loss (h * g).real.sum()": step(lambda h: (h * g).real.sum()),
+        FLOOR: floor,
+    }
+
+
+def bench_losses(args, device) -> None:
+    """The scan inside an ordinary training step: what autograd's temporaries around it add.
+
+    On CPU the table is measured twice in one process: with glibc's default allocator settings,
+    then with :func:`recurrent_params.allocator.keep_freed_memory` (what the command line uses).
+    """
+    settings = [("default", None)]
+    if device.type == "cpu" and keep_freed_memory(False):
+        settings.append(("keep_freed_memory", True))
+    rows = []
+    for label, keep in settings:
+        if keep:
+            keep_freed_memory(True)
+        for shape in scan_shapes(args):
+            times = round_robin(loss_methods(shape, device), args.repeats, device,
+                                clock=CLOCKS[args.clock])
+            rows += [["x".join(map(str, shape)), label, name, f"{ms:.1f}",
+                      f"{ms / times[FLOOR]:.2f}"] for name, ms in times.items()]
+    if len(settings) > 1:
+        keep_freed_memory(False)
+    print_table("linear_scan in a training step, complex64, forward + backward",
+                ["B x L x d", "host allocator", "loss", f"median ms ({args.clock})", "x floor"],
+                rows)
+
+
 def _peer_class():
     try:
         from LRU_pytorch import LRU as PeerLRU
@@ -382,7 +497,9 @@ def main(argv=None) -> None:
     p.add_argument("--peer-lengths", type=int, nargs="*", default=[256], help="extra L, peer")
     p.add_argument("--peak-gbps", type=float, default=3350.0, help="device memory bandwidth")
     p.add_argument("--all-impls", action="store_true", help="also time the chunked scan on GPU")
-    p.add_argument("--only", choices=["scan", "lru", "s4d"], nargs="+")
+    p.add_argument("--only", choices=["scan", "threads", "losses", "lru", "s4d"], nargs="+")
+    p.add_argument("--scan-threads", type=int, nargs="+", default=[2],
+                   help="thread counts of the threads table (against 1)")
     p.add_argument("--clock", choices=list(CLOCKS), default="wall",
                    help="scan table: wall time, or CPU time of this thread (needs --threads 1)")
     p.add_argument("--quick", action="store_true")
@@ -408,9 +525,13 @@ def main(argv=None) -> None:
         f"torch {torch.__version__}, device {name}, threads {torch.get_num_threads()}, "
         f"repeats {args.repeats}"
     )
-    only = args.only or ["scan", "lru", "s4d"]
+    only = args.only or ["scan", "threads", "losses", "lru", "s4d"]
     if "scan" in only:
         bench_scan(args, device)
+    if "threads" in only:
+        bench_threads(args, device)
+    if "losses" in only:
+        bench_losses(args, device)
     if "lru" in only:
         bench_lru(args, device)
     if "s4d" in only:

@@ -12,6 +12,12 @@ the same architecture that shares the cache. On x86-64 Linux with GCC >= 12 the 
 cloned for AVX-512, AVX2 and SSE2 (``target_clones``) and the loader picks the best clone the
 CPU supports; if that build fails, the plain build (``-DRP_NO_CLONES``) is tried once more.
 
+Threads: the batch rows of a large scan (at least :data:`MIN_PARALLEL_ELEMENTS` elements) are
+split into ``torch.get_num_threads()`` contiguous ranges, one kernel call each on a small
+process-wide thread pool; rows are independent, so the outputs are bitwise those of one call
+(the shared-``lam`` gradient sums its per-range float64 partials in a different order).
+With one torch thread nothing changes.
+
 Where no compiler exists or the build fails, :func:`available` returns ``False`` after one
 ``RuntimeWarning``, and callers use the Python loop. ``RECURRENT_PARAMS_NO_COMPILED_SCAN=1``
 switches the compiled kernel off without a warning.
@@ -29,6 +35,7 @@ import sys
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -146,6 +153,53 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
     """Contiguous, with conjugate and negative bits materialised (ctypes reads raw memory)."""
     return t.resolve_conj().resolve_neg().contiguous()
 
+#: Fewest elements (B * L * d) worth splitting across threads: below it a thread pool's
+#: hand-off (tens of microseconds) is a noticeable share of the scan itself.
+MIN_PARALLEL_ELEMENTS = 1 << 18
+
+_pool_state: dict = {"pool": None, "size": 0}
+
+
+def _row_chunks(batch: int, row_elements: int) -> list[tuple[int, int]]:
+    """Contiguous batch ranges, one per thread: ``torch.get_num_threads()`` of them at most.
+
+    Batch rows are independent and contiguous in memory, so each range is one kernel call on
+    its own slice; a range never holds less than :data:`MIN_PARALLEL_ELEMENTS` / threads
+    elements, and a small scan stays in one call on the calling thread.
+    """
+    threads = min(torch.get_num_threads(), batch, max(1, batch * row_elements
+                                                      // MIN_PARALLEL_ELEMENTS))
+    if threads <= 1:
+        return [(0, batch)]
+    bounds = [round(i * batch / threads) for i in range(threads + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(threads)]
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """A process-wide pool of worker threads, grown when more threads are asked for."""
+    with _lock:
+        if _pool_state["size"] < size:
+            old = _pool_state["pool"]
+            _pool_state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="rp-scan")
+            _pool_state["size"] = size
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool_state["pool"]
+
+
+def _call(dtype, lam, u, h0, out, dot, acc, b0: int, b1: int, reverse: bool) -> None:
+    """One kernel call on batch rows ``b0:b1`` (ctypes releases the GIL while it runs)."""
+    per_step = lam.dim() == 3
+    status = getattr(_state["lib"], _SYMBOLS[dtype])(
+        (lam[b0:b1] if per_step else lam).data_ptr(), int(per_step), u[b0:b1].data_ptr(),
+        None if h0 is None else h0[b0:b1].data_ptr(), out[b0:b1].data_ptr(), b1 - b0,
+        u.shape[1], u.shape[2], int(reverse),
+        None if dot is None else dot[b0:b1].data_ptr(), None if acc is None else acc.data_ptr(),
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError(
+            f"linear_scan: the compiled kernel could not allocate 4 x {u.shape[2]} values")
+
 
 def compiled_scan(
     lam: torch.Tensor,
@@ -167,7 +221,6 @@ def compiled_scan(
     i.e. about as fast as ``torch.add`` moves the same bytes, once the output is not
     page-faulted in (see ``_alloc.py``).
     """
-    lib = _state["lib"]
     B, L, d = u.shape
     lam, u = _plain(lam), _plain(u)
     h0 = None if h0 is None else _plain(h0)
@@ -177,13 +230,18 @@ def compiled_scan(
     if dot is not None:
         acc = torch.zeros(2 * d if u.is_complex() else d, dtype=torch.float64)
     if L > 0 and B > 0 and d > 0:
-        status = getattr(lib, _SYMBOLS[u.dtype])(
-            lam.data_ptr(), int(lam.dim() == 3), u.data_ptr(),
-            None if h0 is None else h0.data_ptr(), out.data_ptr(), B, L, d, int(reverse),
-            None if dot is None else dot.data_ptr(), None if acc is None else acc.data_ptr(),
-        )  # fmt: skip
-        if status != 0:
-            raise MemoryError(f"linear_scan: the compiled kernel could not allocate 4 x {d} values")
+        chunks = _row_chunks(B, L * d)
+        if len(chunks) == 1:
+            _call(u.dtype, lam, u, h0, out, dot, acc, 0, B, reverse)
+        else:
+            accs = [None if acc is None else torch.zeros_like(acc) for _ in chunks]
+            pool = _pool(len(chunks))
+            jobs = [pool.submit(_call, u.dtype, lam, u, h0, out, dot, a, b0, b1, reverse)
+                    for (b0, b1), a in zip(chunks, accs)]
+            for job in jobs:
+                job.result()
+            if acc is not None:
+                acc = torch.stack(accs).sum(0)  # rows are summed in float64, as in one call
     if acc is None:
         return out
     if u.is_complex():
