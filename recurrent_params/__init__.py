@@ -5,6 +5,7 @@ References:
     the end of the story", arXiv 2405.21064.
 """
 
+from recurrent_params.allocator import keep_freed_memory
 from recurrent_params.assign import assign_
 from recurrent_params.cells import (
     ALIF,
@@ -91,4 +92,5 @@ __all__ = [
     # Utilities
     "assign_",
     "ComplexSafeModule",
+    "keep_freed_memory",
 ]
