@@ -1,4 +1,11 @@
-"""Matrix-free Hessian of a loss with respect to the trainable parameters of a module."""
+"""Matrix-free Hessian of a loss with respect to the trainable parameters of a module.
+
+The operator only multiplies (Hessian-vector products, the dense form, blocks, unflatten); the
+estimators built on products (Hutchinson, Lanczos, scipy's ARPACK) live in
+:mod:`diagnostics.estimators` and take this operator like any other. The file is above 400
+lines because of the backend selection (:meth:`HessianOperator._resolve_backend`), which
+belongs with the products it chooses between.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,17 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from diagnostics._progress import progress_bar
 from diagnostics.distributed import ShardReducer, unwrap_model
-from diagnostics.estimators import HutchinsonEstimate, eigsh, hutchinson
+from diagnostics.estimators import (
+    Eigenpairs,
+    HutchinsonEstimate,
+    as_scipy_operator,
+    eigsh,
+    hutchinson,
+)
 
-__all__ = ["HessianOperator", "HutchinsonEstimate", "ParameterBlock"]
+__all__ = ["HessianOperator", "ParameterBlock"]
 
 _BACKENDS = ("auto", "forward-over-reverse", "reverse-over-reverse", "autograd")
 
@@ -78,14 +92,6 @@ def _symmetrize_(h: torch.Tensor, block: int) -> None:
             h[bj, bi] = avg.T
 
 
-def _progress(iterable, enabled: bool, desc: str, total: int):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)  # off if no TTY
-
-
 @dataclass
 class _Backend:
     name: str
@@ -126,15 +132,28 @@ class HessianOperator:
 
     (weights 1 with ``reduction="sum"``). The reduction is one ``all_reduce`` per call of
     :meth:`hvp` (so per block of vectors), in :meth:`loss` and in :meth:`gradient`; everything
-    built on products (:meth:`dense`, :meth:`eigsh`, :meth:`hutchinson`,
-    :func:`~diagnostics.hessian_diagonality`) is then the same on every rank, because the
-    products are, and their random probes and starting vectors are drawn from seeds on the
-    CPU. Every rank must call the same methods in the same order (they are collective).
-    Construction checks that the ranks agree on the parameters (bit for bit) and on their
-    number. Without a group (one process) nothing is communicated. A
+    built on products (:meth:`dense`, the estimators, :func:`~diagnostics.hessian_diagonality`)
+    is then the same on every rank, because the products are, and their random probes and
+    starting vectors are drawn from seeds on the CPU. Every rank must call the same methods in
+    the same order (they are collective). Construction checks that the ranks agree on the
+    parameters (bit for bit) and on their number. Without a group (one process) nothing is
+    communicated. A
     ``DistributedDataParallel`` model is unwrapped (its ``.module`` is used), so DDP's
     forward and its gradient hooks never run; FSDP-sharded models are refused (see
     :func:`~diagnostics.unwrap_model`).
+
+    **An operator, not a solver.** It follows the protocol of
+    :mod:`diagnostics.estimators.operator` (``shape``, ``@``, ``dtype``, ``device``,
+    ``is_symmetric = True``, ``chunk_size``), so :func:`~diagnostics.eigsh`,
+    :func:`~diagnostics.hutchinson` and any later estimator take it as they take a dense
+    matrix. :meth:`eigsh`, :meth:`hutchinson` and :meth:`as_linear_operator` are one-line
+    shorthands for them; ``hutchinson_diagonal`` and ``frobenius_norm_sq`` are deprecated
+    forwarders (a ``DeprecationWarning``; read the fields of :meth:`hutchinson` instead).
+
+    **NaN in gives NaN out**: with NaN or Inf in the loss, the parameters or the batch, the
+    products, :meth:`dense` and :meth:`gradient` hold NaN (no error here);
+    :func:`~diagnostics.eigsh` then raises a ``ValueError`` naming it, and
+    :func:`~diagnostics.hutchinson` returns NaN estimates.
 
     Args:
         model: any ``nn.Module``, or a ``DistributedDataParallel`` module.
@@ -157,6 +176,7 @@ class HessianOperator:
             (batch-first). Only used with a group.
 
     Attributes:
+        is_symmetric: ``True`` (a Hessian is symmetric; the estimators skip their probe check).
         blocks: one :class:`ParameterBlock` per parameter tensor, in order.
         num_hvps: Hessian-vector products computed so far.
         reducer: the :class:`~diagnostics.ShardReducer` (inactive in one process).
@@ -174,6 +194,8 @@ class HessianOperator:
         >>> H @ torch.tensor([1.0, 0.0], dtype=torch.float64)
         tensor([2., 2.], dtype=torch.float64)
     """
+
+    is_symmetric = True
 
     def __init__(
         self,
@@ -439,7 +461,7 @@ class HessianOperator:
         show = (self.progress if progress is None else progress) and vs.shape[0] > self.chunk_size
         chunks = vs.split(self.chunk_size)
         outs = []
-        for chunk in _progress(chunks, show, "HVPs", len(chunks)):
+        for chunk in progress_bar(chunks, show, "HVPs", len(chunks)):
             if self._resolved:
                 outs.append(self._apply_backend(chunk, self._backend))
             else:
@@ -507,109 +529,28 @@ class HessianOperator:
         show = self.progress if progress is None else progress
         h = torch.empty(n, n, dtype=self.dtype, device=self.device)  # (P, P)
         starts = range(0, n, self.chunk_size)
-        for s in _progress(starts, show and n > self.chunk_size, "Hessian", len(starts)):
+        for s in progress_bar(starts, show and n > self.chunk_size, "Hessian", len(starts)):
             e = min(n, s + self.chunk_size)
             eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
             eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
             h[s:e] = self.hvp(eye, progress=False)  # rows of H (symmetric)
         return h
 
-    def eigsh(
-        self,
-        k: int = 6,
-        *,
-        which: str = "LA",
-        method: str = "lanczos",
-        block_size: int = 1,
-        tol: float | None = None,
-        max_dim: int | None = None,
-        seed: int = 0,
-        progress: bool | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` eigenpairs.
+    # ------------------------------------------------------------------ estimator shorthands
+    def eigsh(self, k: int = 6, *, progress: bool | None = None, **kwargs: Any) -> Eigenpairs:
+        """Shorthand for :func:`diagnostics.eigsh` ``(self, k, ...)`` (same arguments).
 
-        Args:
-            k: number of eigenpairs.
-            which: ``"LA"`` (largest algebraic, default), ``"LM"`` (largest magnitude) or
-                ``"SA"`` (smallest algebraic).
-            method: ``"lanczos"`` (block Lanczos with full reorthogonalisation, on the
-                operator's device) or ``"scipy"`` (``scipy.sparse.linalg.eigsh`` on
-                :meth:`as_linear_operator`, float64 on the CPU).
-            block_size: vectors per Lanczos block; blocks use vmapped HVPs, which cost far
-                less per vector than single products.
-            tol: relative residual tolerance (Lanczos: ``||H v - theta v|| <= tol
-                max|theta|``; scipy: its own ``tol``). Default ``1e-8`` in float64,
-                ``1e-4`` otherwise (scipy: machine precision).
-            max_dim: largest Lanczos basis.
-            seed: seed of the random starting vectors.
-            progress: override the operator's ``progress`` setting.
-
-        Returns:
-            ``(values, vectors)``: ``(k,)`` ordered best first and ``(P, k)`` unit columns.
+        ``progress`` defaults to the operator's setting. Returns :class:`~diagnostics.Eigenpairs`
+        (unpacks as ``(values, vectors)``; convergence details in ``.info``).
         """
-        show = self.progress if progress is None else progress
-        if method == "lanczos":
-            self.last_lanczos_info = {}
-            return eigsh(self, k, which=which, block_size=block_size, tol=tol,
-                         max_dim=max_dim, seed=seed, progress=show,
-                         info=self.last_lanczos_info)
-        if method == "scipy":
-            import numpy as np
-            from scipy.sparse.linalg import eigsh as scipy_eigsh
+        return eigsh(self, k, progress=self.progress if progress is None else progress, **kwargs)
 
-            if not 1 <= k < self.num_params:
-                raise ValueError(f"scipy eigsh needs 1 <= k < {self.num_params}, got {k}")
-            rng = np.random.default_rng(seed)
-            v0 = rng.standard_normal(self.num_params)
-            values, vectors = scipy_eigsh(self.as_linear_operator(), k=k, which=which, v0=v0,
-                                    tol=0.0 if tol is None else tol)
-            order = np.argsort(-np.abs(values) if which == "LM" else
-                               (values if which == "SA" else -values))
-            values = torch.as_tensor(values[order].copy(), dtype=self.dtype, device=self.device)
-            vectors = torch.as_tensor(vectors[:, order].copy(), dtype=self.dtype,
-                                      device=self.device)
-            return values, vectors
-        raise ValueError(f"method must be 'lanczos' or 'scipy', got {method!r}")
+    def hutchinson(self, num_probes: int = 100, *, block: str | None = None,
+                   progress: bool | None = None, **kwargs: Any) -> HutchinsonEstimate:
+        """Shorthand for :func:`diagnostics.hutchinson` ``(self, num_probes, ...)``.
 
-    def as_linear_operator(self):
-        """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out)."""
-        import numpy as np
-        from scipy.sparse.linalg import LinearOperator
-
-        def matmat(x):
-            xt = torch.as_tensor(np.asarray(x, dtype=np.float64).T.copy(), dtype=self.dtype,
-                                 device=self.device)  # (k, P)
-            return self.hvp(xt, progress=False).T.to(torch.float64).cpu().numpy()
-
-        def matvec(x):
-            return matmat(np.asarray(x).reshape(-1, 1)).reshape(-1)
-
-        return LinearOperator(self.shape, matvec=matvec, matmat=matmat, rmatvec=matvec,
-                              dtype=np.float64)
-
-    # ------------------------------------------------------------------ stochastic estimates
-    def hutchinson(
-        self,
-        num_probes: int = 100,
-        *,
-        seed: int = 0,
-        block: str | None = None,
-        progress: bool | None = None,
-    ) -> HutchinsonEstimate:
-        """Hutchinson estimates of the diagonal and of $\\|H\\|_F^2$ (see
-        :class:`HutchinsonEstimate`) from ``num_probes`` Rademacher probes.
-
-        Args:
-            num_probes: number of probes $m$ (at least 3 for the error bars).
-            seed: seed of the probes.
-            block: restrict the probes to one parameter tensor (by name); then ``diag`` is
-                the diagonal of that block (zeros elsewhere) and ``frobenius_sq`` estimates
-                $\\|H_{:,b}\\|_F^2$.
-            progress: override the operator's ``progress`` setting.
-
-        Estimators that take any linear operator, such as this one, live in
-        :mod:`diagnostics.estimators` (:func:`~diagnostics.hutchinson`,
-        :func:`~diagnostics.eigsh`).
+        ``block`` here is a parameter name (see :attr:`names`), turned into its span of the flat
+        vector; ``progress`` defaults to the operator's setting; other arguments as there.
         """
         span = None
         if block is not None:
@@ -617,16 +558,26 @@ class HessianOperator:
                 raise ValueError(f"unknown block {block!r}; available: {self.names}")
             span = self.offsets[block]
         show = self.progress if progress is None else progress
-        return hutchinson(self, num_probes, seed=seed, block=span, chunk_size=self.chunk_size,
-                          progress=show)
+        return hutchinson(self, num_probes, block=span, progress=show, **kwargs)
+
+    def as_linear_operator(self):
+        """Shorthand for :func:`diagnostics.estimators.as_scipy_operator` ``(self)``."""
+        return as_scipy_operator(self)
 
     def hutchinson_diagonal(self, num_probes: int = 100, *, seed: int = 0
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hutchinson estimate of $\\mathrm{diag}\\,H$ and its per-coordinate standard error."""
+        """Deprecated: use :meth:`hutchinson` and its ``diag`` and ``diag_stderr``."""
+        _deprecated("hutchinson_diagonal", "hutchinson(...).diag and .diag_stderr")
         est = self.hutchinson(num_probes, seed=seed)
         return est.diag, est.diag_stderr
 
     def frobenius_norm_sq(self, num_probes: int = 100, *, seed: int = 0) -> tuple[float, float]:
-        """Hutchinson estimate of $\\|H\\|_F^2 = E\\|Hz\\|^2$ and its standard error."""
+        """Deprecated: use :meth:`hutchinson` and its ``frobenius_sq`` and its stderr."""
+        _deprecated("frobenius_norm_sq", "hutchinson(...).frobenius_sq and .frobenius_sq_stderr")
         est = self.hutchinson(num_probes, seed=seed)
         return est.frobenius_sq, est.frobenius_sq_stderr
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"HessianOperator.{old} is deprecated and will be removed; use {new}",
+                  DeprecationWarning, stacklevel=3)
