@@ -38,7 +38,7 @@ __all__ = [
 
 @runtime_checkable
 class LinearOperator(Protocol):
-    """What the estimators need from an operator (see the module docstring)."""
+    """What the estimators need from an operator (see :mod:`diagnostics.estimators.operator`)."""
 
     shape: tuple[int, int]
 
