@@ -197,7 +197,7 @@ def main() -> None:
     op.hvp(v[:2])  # resolves the backend
     t_one, _ = _median_time(lambda: op.hvp(v[0]), args.repeats)
     t_64, _ = _median_time(lambda: op.hvp(v), args.repeats)
-    mode = "" if op._backend.vmap else ", looped over the cached gradient graph"
+    mode = "" if op._hvp.vmap else ", looped over the cached gradient graph"
     print(f"\n## HVPs (backend {op.backend}{mode})\none HVP: {1e3 * t_one:.1f} ms; a block of 64: "
           f"{1e3 * t_64 / 64:.1f} ms per vector ({t_one / (t_64 / 64):.1f}x cheaper)")
 

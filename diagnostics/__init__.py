@@ -24,9 +24,10 @@ from diagnostics.hessian_diagonality import (
     hessian_diagonality,
     participation_number,
 )
-from diagnostics.hessian_operator import HessianOperator, ParameterBlock
+from diagnostics.hessian_operator import HessianOperator
 from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
 from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
+from diagnostics.parameter_blocks import ParameterBlock
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from diagnostics.estimators import FunctionOperator, eigsh, hutchinson
-from diagnostics.hessian_operator import HessianOperator, ParameterBlock
+from diagnostics.hessian_operator import HessianOperator
+from diagnostics.parameter_blocks import ParameterBlock
 
 __all__ = ["DiagonalityReport", "hessian_diagonality", "participation_number"]
 

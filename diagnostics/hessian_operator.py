@@ -2,23 +2,23 @@
 
 The operator only multiplies (Hessian-vector products, the dense form, blocks, unflatten); the
 estimators built on products (Hutchinson, Lanczos, scipy's ARPACK) live in
-:mod:`diagnostics.estimators` and take this operator like any other. The file is above 400
-lines because of the backend selection (:meth:`HessianOperator._resolve_backend`), which
-belongs with the products it chooses between.
+:mod:`diagnostics.estimators` and take this operator like any other, and the products
+themselves (and the choice of their ``torch.func`` backend) are computed by the private
+``diagnostics._hvp`` engine, the flat parameter vector's layout by
+:mod:`diagnostics.parameter_blocks`. (About 420 lines, a quarter of them the class docstring.)
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from diagnostics._hvp import BACKENDS, HVPEngine
 from diagnostics._progress import progress_bar
 from diagnostics.distributed import ShardReducer, unwrap_model
 from diagnostics.estimators import (
@@ -28,40 +28,14 @@ from diagnostics.estimators import (
     eigsh,
     hutchinson,
 )
+from diagnostics.parameter_blocks import (
+    ParameterBlock,
+    flatten_parameters,
+    parameter_layout,
+    unflatten_vector,
+)
 
-__all__ = ["HessianOperator", "ParameterBlock"]
-
-_BACKENDS = ("auto", "forward-over-reverse", "reverse-over-reverse", "autograd")
-
-
-@dataclass(frozen=True)
-class ParameterBlock:
-    """Where one parameter tensor lives in the flat vector of a :class:`HessianOperator`.
-
-    Attributes:
-        name: name in ``model.named_parameters()`` (e.g. ``parametrizations.B.original0``).
-        start: first index in the flat vector.
-        stop: one past the last index.
-        shape: shape of the parameter itself.
-        is_complex: the parameter is complex; its entries appear as ``view_as_real`` pairs,
-            so the block has shape ``shape + (2,)``.
-    """
-
-    name: str
-    start: int
-    stop: int
-    shape: tuple[int, ...]
-    is_complex: bool
-
-    @property
-    def numel(self) -> int:
-        """Number of real coordinates of the block."""
-        return self.stop - self.start
-
-    @property
-    def real_shape(self) -> tuple[int, ...]:
-        """Shape of the block as a real tensor."""
-        return (*self.shape, 2) if self.is_complex else self.shape
+__all__ = ["HessianOperator"]
 
 
 def _tensors(obj: Any) -> Iterable[torch.Tensor]:
@@ -75,11 +49,6 @@ def _tensors(obj: Any) -> Iterable[torch.Tensor]:
             yield from _tensors(item)
 
 
-def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
-    """``(..., 2)`` real pairs to complex; unlike ``view_as_complex`` any offset or stride works."""
-    return torch.complex(pairs[..., 0], pairs[..., 1])
-
-
 def _symmetrize_(h: torch.Tensor, block: int) -> None:
     """``h <- (h + h^T) / 2`` in place, one pair of blocks at a time."""
     n = h.shape[0]
@@ -90,13 +59,6 @@ def _symmetrize_(h: torch.Tensor, block: int) -> None:
             avg = 0.5 * (h[bi, bj] + h[bj, bi].T)
             h[bi, bj] = avg
             h[bj, bi] = avg.T
-
-
-@dataclass
-class _Backend:
-    name: str
-    vmap: bool = True
-    fallback_reason: list[str] = field(default_factory=list)
 
 
 class HessianOperator:
@@ -218,8 +180,8 @@ class HessianOperator:
             raise ValueError("batch must be a pair (inputs, targets)")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.model = model
         self.loss_fn = loss_fn
         inputs, targets = batch
@@ -243,27 +205,7 @@ class HessianOperator:
         if not chosen:
             raise ValueError("the model has no trainable parameters to differentiate")
 
-        real_dtypes = set()
-        devices = set()
-        blocks = []
-        offset = 0
-        for name, p in chosen:
-            real = torch.view_as_real(p) if p.is_complex() else p
-            if not real.is_floating_point():
-                raise TypeError(f"parameter {name!r} has non-floating dtype {p.dtype}")
-            real_dtypes.add(real.dtype)
-            devices.add(p.device)
-            blocks.append(ParameterBlock(name, offset, offset + real.numel(), tuple(p.shape),
-                                         p.is_complex()))
-            offset += real.numel()
-        if len(real_dtypes) > 1:
-            raise TypeError(
-                f"all parameters must share one real dtype, got {sorted(map(str, real_dtypes))}"
-            )
-        if len(devices) > 1:
-            raise ValueError(f"parameters live on several devices: {sorted(map(str, devices))}")
-        self.dtype: torch.dtype = real_dtypes.pop()
-        self.device: torch.device = devices.pop()
+        blocks, self.dtype, self.device = parameter_layout(chosen)
         for t in _tensors((self._inputs, self._targets)):
             if t.device != self.device:
                 raise ValueError(
@@ -271,10 +213,7 @@ class HessianOperator:
                     f"got a tensor on {t.device}"
                 )
         self.blocks: list[ParameterBlock] = blocks
-        self._theta = torch.cat(
-            [(torch.view_as_real(p) if p.is_complex() else p).detach().reshape(-1)
-             for _, p in chosen]
-        )  # (P,)
+        self._theta = flatten_parameters(chosen)  # (P,)
         if shard_size is None:
             first = next(iter(_tensors(self._inputs)), None)
             shard_size = int(first.shape[0]) if first is not None and first.dim() else 1
@@ -282,10 +221,8 @@ class HessianOperator:
                                     reduction=reduction, device=self.device,
                                     check=(self._theta.numel(),))
         self.reducer.check_identical(self._theta, "the parameters")
-        self._backend = _Backend(backend)
-        self._resolved = False
+        self._hvp = HVPEngine(self._loss_of, self._theta, backend)
         self._dense: torch.Tensor | None = None
-        self._vjp_fn = None  # cached reverse-mode linearisation of the gradient
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -311,7 +248,7 @@ class HessianOperator:
     @property
     def backend(self) -> str:
         """The HVP backend in use (resolved after the first product when ``"auto"``)."""
-        return self._backend.name
+        return self._hvp.name
 
     def flat_parameters(self) -> torch.Tensor:
         """The point $\\theta$ (a detached copy), shape ``(P,)``."""
@@ -320,25 +257,18 @@ class HessianOperator:
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a flat ``(P,)`` vector into ``name -> tensor`` (complex blocks as complex)."""
         self._check_vector(vector)
-        out = {}
-        for b in self.blocks:
-            chunk = vector[b.start : b.stop].reshape(b.real_shape)
-            out[b.name] = _as_complex(chunk) if b.is_complex else chunk
-        return out
+        return unflatten_vector(vector, self.blocks)
 
     def __repr__(self) -> str:
         return (
             f"HessianOperator(num_params={self.num_params}, blocks={len(self.blocks)}, "
             f"dtype={self.dtype}, device={self.device}, backend={self.backend!r}"
-            + ("" if self._backend.vmap or not self._resolved else ", looped") + ")"
+            + ("" if self._hvp.vmap or not self._hvp.resolved else ", looped") + ")"
         )
 
     # ------------------------------------------------------------------ loss and products
     def _loss_of(self, theta: torch.Tensor) -> torch.Tensor:
-        params = {}
-        for b in self.blocks:
-            chunk = theta[b.start : b.stop].reshape(b.real_shape)
-            params[b.name] = _as_complex(chunk) if b.is_complex else chunk
+        params = unflatten_vector(theta, self.blocks)
         out = functional_call(self.model, params, self._inputs, strict=False)
         loss = self.loss_fn(out, self._targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -353,96 +283,6 @@ class HessianOperator:
     def gradient(self) -> torch.Tensor:
         """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)`` (reduced like the loss)."""
         return self.reducer.reduce_(torch.func.grad(self._loss_of)(self._theta))
-
-    def _hvp_single(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        theta = self._theta
-        if name == "forward-over-reverse":
-            grad_fn = torch.func.grad(self._loss_of)
-
-            def hvp(v):
-                return torch.func.jvp(grad_fn, (theta,), (v,))[1]
-
-            return hvp
-        if name == "reverse-over-reverse":
-            # the graph of the gradient is built once and kept: each product is then one
-            # backward pass through it (no new forward), like a retained double-backward graph
-            if self._vjp_fn is None:
-                _, self._vjp_fn = torch.func.vjp(torch.func.grad(self._loss_of), theta)
-            vjp_fn = self._vjp_fn
-
-            def hvp(v):
-                return vjp_fn(v)[0]
-
-            return hvp
-
-        def hvp(v):  # plain autograd double backward
-            with torch.enable_grad():
-                th = theta.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(self._loss_of(th), th, create_graph=True)
-                (hv,) = torch.autograd.grad(g, th, grad_outputs=v)
-            return hv.detach()
-
-        return hvp
-
-    def _apply_backend(self, vs: torch.Tensor, backend: _Backend) -> torch.Tensor:
-        hvp = self._hvp_single(backend.name)
-        if backend.vmap and backend.name != "autograd" and vs.shape[0] > 1:
-            return torch.func.vmap(hvp)(vs)
-        return torch.stack([hvp(v) for v in vs])  # one vector: vmap only adds overhead
-
-    def _resolve_backend(self, vs: torch.Tensor) -> torch.Tensor:
-        """First product: pick the backend.
-
-        ``"auto"`` times forward-over-reverse (vmapped) and reverse-over-reverse (vmapped and
-        looped over the cached gradient graph) on this first block and keeps the fastest
-        (their results agree to round-off); if none works, it falls back, with a warning, to
-        plain autograd.
-        """
-        errors: list[str] = []
-
-        def attempt(cand: _Backend):
-            try:
-                start = time.perf_counter()
-                out = self._apply_backend(vs, cand)
-                return time.perf_counter() - start, out
-            except (RuntimeError, NotImplementedError, TypeError) as exc:
-                errors.append(f"{cand.name} (vmap={cand.vmap}): {exc}".splitlines()[0])
-                return None
-
-        if self._backend.name == "auto":
-            # the cached reverse-mode graph is often fastest looped, not vmapped: time both
-            fast = [_Backend("forward-over-reverse"), _Backend("reverse-over-reverse"),
-                    _Backend("reverse-over-reverse", False)]
-            if vs.shape[0] == 1:  # a single vector is never vmapped
-                fast = fast[:2]
-            slow = [_Backend("forward-over-reverse", False), _Backend("autograd", False)]
-        else:
-            fast = [_Backend(self._backend.name, self._backend.name != "autograd")]
-            slow = [_Backend(self._backend.name, False)] if fast[0].vmap else []
-        timed = [(r[0], i, c, r[1]) for i, c in enumerate(fast) if (r := attempt(c))]
-        if len(timed) > 1 and timed[0][0] > min(t[0] for t in timed[1:]):
-            # the first candidate also paid the warm-up: time it once more before deciding
-            again = attempt(timed[0][2])
-            if again is not None:
-                timed[0] = (again[0], *timed[0][1:])
-        if timed:
-            _, _, cand, out = min(timed, key=lambda item: item[:2])
-            self._backend, self._resolved = cand, True
-            return out
-        for cand in slow:
-            result = attempt(cand)
-            if result is None:
-                continue
-            warnings.warn(
-                "HessianOperator fell back to the slower HVP backend "
-                f"{cand.name!r} (one vector at a time) because: " + "; ".join(errors),
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            cand.fallback_reason = list(errors)
-            self._backend, self._resolved = cand, True
-            return result[1]
-        raise RuntimeError("no Hessian-vector product backend works: " + "; ".join(errors))
 
     def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
         """Hessian-vector products of a block of row vectors.
@@ -462,10 +302,7 @@ class HessianOperator:
         chunks = vs.split(self.chunk_size)
         outs = []
         for chunk in progress_bar(chunks, show, "HVPs", len(chunks)):
-            if self._resolved:
-                outs.append(self._apply_backend(chunk, self._backend))
-            else:
-                outs.append(self._resolve_backend(chunk))
+            outs.append(self._hvp(chunk))
             self.num_hvps += chunk.shape[0]
         out = torch.cat(outs) if outs else vs.clone()
         if self.reducer.active and outs:
