@@ -37,6 +37,9 @@ class Eigenpairs(tuple):
         pair.info = info
         return pair
 
+    def __getnewargs__(self) -> tuple:  # pickling and copying keep the info
+        return (self[0], self[1], self.info)
+
     @property
     def values(self) -> torch.Tensor:
         """Eigenvalues ``(k,)``, best first."""

@@ -1,6 +1,8 @@
 """diagnostics.estimators: any operator in, the HessianOperator's shorthands the same numbers,
 symmetry and NaN checks, convergence reported in the result, probes drawn once."""
 
+import pickle
+
 import pytest
 import torch
 
@@ -43,6 +45,9 @@ def test_eigenpairs_carry_convergence_info():
     torch.testing.assert_close(sc.values, pairs.values, rtol=1e-10, atol=0)
     assert sc.info["method"] == "scipy" and sc.info["num_matvecs"] > 0
     assert not hasattr(HessianOperator(*quadratic(a), progress=False), "last_lanczos_info")
+    again = pickle.loads(pickle.dumps(pairs))
+    assert isinstance(again, Eigenpairs) and again.info == pairs.info
+    torch.testing.assert_close(again.values, pairs.values)
 
 
 def test_non_symmetric_input_is_refused():
