@@ -9,7 +9,14 @@ from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_
 # Effective learning rates
 from diagnostics.effective_lr import EffectiveLRs, effective_learning_rates, supported_optimizers
 from diagnostics.effective_lr_tracker import EffectiveLRTracker
-from diagnostics.estimators import eigsh, hutchinson
+from diagnostics.estimators import (
+    Eigenpairs,
+    FunctionOperator,
+    HutchinsonEstimate,
+    LinearOperator,
+    eigsh,
+    hutchinson,
+)
 
 # Hessian
 from diagnostics.hessian_diagonality import (
@@ -17,9 +24,10 @@ from diagnostics.hessian_diagonality import (
     hessian_diagonality,
     participation_number,
 )
-from diagnostics.hessian_operator import HessianOperator, HutchinsonEstimate, ParameterBlock
+from diagnostics.hessian_operator import HessianOperator
 from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
 from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
+from diagnostics.parameter_blocks import ParameterBlock
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
@@ -35,14 +43,17 @@ __all__ = [
     "normalized_exp_sensitivity",
     # Hessian
     "HessianOperator",
-    "HutchinsonEstimate",
     "ParameterBlock",
     "hessian_diagonality",
     "DiagonalityReport",
     "participation_number",
-    # Estimators for any linear operator
+    # Estimators for any linear operator (diagnostics.estimators)
+    "LinearOperator",
+    "FunctionOperator",
     "hutchinson",
+    "HutchinsonEstimate",
     "eigsh",
+    "Eigenpairs",
     # Effective learning rates
     "effective_learning_rates",
     "EffectiveLRs",

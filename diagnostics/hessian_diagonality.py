@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from diagnostics._lanczos import lanczos_eigsh
+from diagnostics.estimators import FunctionOperator, eigsh, hutchinson
 from diagnostics.hessian_operator import HessianOperator
+from diagnostics.parameter_blocks import ParameterBlock
 
 __all__ = ["DiagonalityReport", "hessian_diagonality", "participation_number"]
 
@@ -60,6 +61,9 @@ class DiagonalityReport:
             each parameter tensor.
         num_hvps: Hessian-vector products spent.
         notes: anything worth knowing about how the numbers were obtained.
+        convergence: matrix-free only: the Lanczos report (``info`` of
+            :class:`~diagnostics.Eigenpairs`) of the top eigenpairs (``"top_eigenpairs"``) and
+            of the preconditioned $\lambda_{\max}$ (``"preconditioned"``); empty when exact.
     """
 
     method: str
@@ -74,6 +78,7 @@ class DiagonalityReport:
     eigenvector_block_mass: list[dict[str, float]]
     num_hvps: int
     notes: list[str] = field(default_factory=list)
+    convergence: dict[str, dict] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         err = f" ± {self.diagonal_mass_stderr:.3f}" if self.diagonal_mass_stderr else ""
@@ -132,7 +137,16 @@ def hessian_diagonality(
     $(m\|\hat d\|^2 - \hat F)/(m-1)$, with a jackknife error bar), block Lanczos for the
     eigenpairs and for the preconditioned $\lambda_{\max}$ (which then uses the estimated
     diagonal), and ``block_probes`` probes supported on each tensor for the block masses.
-    ``"auto"`` is exact when $P \le$ ``max_exact_params``.
+    ``"auto"`` is exact when $P \le$ ``max_exact_params``. The matrix-free numbers come from
+    :func:`~diagnostics.hutchinson` and :func:`~diagnostics.eigsh`, applied to the operator,
+    to its diagonally preconditioned form and to its diagonal blocks (each a
+    :class:`~diagnostics.FunctionOperator`); their Lanczos reports are in
+    :attr:`DiagonalityReport.convergence`.
+
+    **NaN is an error**, and so is a zero Hessian: NaN or Inf in the loss, the parameters or
+    the batch, and a loss that does not depend on the parameters (or is linear in them), raise
+    a ``ValueError`` saying which, since no diagonality is defined. A Hessian whose diagonal is
+    zero reports ``preconditioned_lambda_max`` as NaN, with a note.
 
     Args:
         model: an ``nn.Module`` (then give ``loss_fn`` and ``batch``) or a ready
@@ -144,7 +158,7 @@ def hessian_diagonality(
         max_exact_params: size limit of ``"auto"`` for the exact method.
         num_probes: Hutchinson probes (matrix-free).
         block_probes: probes per parameter tensor for the block masses (matrix-free);
-            default ``num_probes``; 0 skips the block masses.
+            default ``num_probes``; 0 skips the block masses, otherwise at least 3.
         seed: seed of probes and Lanczos start.
         progress: show progress bars.
         **operator_kwargs: passed to :class:`HessianOperator` (``chunk_size``, ``param_names``,
@@ -184,70 +198,62 @@ def hessian_diagonality(
     n = op.num_params
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
+    if block_probes is not None and block_probes != 0 and block_probes < 3:
+        raise ValueError(f"block_probes must be 0 (skip the block masses) or >= 3, got "
+                         f"{block_probes}")
     if method == "auto":
         method = "exact" if n <= max_exact_params else "matrix-free"
     start_hvps = op.num_hvps
     notes: list[str] = []
 
+    convergence: dict[str, dict] = {}
     if method == "exact":
         h = op.dense(progress=progress).to(torch.float64)  # (P, P)
         diag = h.diagonal()
         fro_sq = float((h * h).sum())
-        mass = float(diag.norm() / fro_sq**0.5) if fro_sq > 0 else float("nan")
+        _check_hessian(fro_sq)
+        mass = float(diag.norm() / fro_sq**0.5)
         mass_se = 0.0
         evals, evecs = torch.linalg.eigh(h)  # ascending
         top_vals = evals.flip(0)[:k]
         top_vecs = evecs.flip(1)[:, :k]
-        d = diag.abs()
-        keep = d > d.max() * 1e3 * torch.finfo(op.dtype).eps
-        if int((~keep).sum()):
-            notes.append(f"{int((~keep).sum())} coordinates with zero diagonal left out of "
-                         "the preconditioned spectrum")
-        scale = d[keep].rsqrt()
-        pre = scale[:, None] * h[keep][:, keep] * scale[None, :]
-        lam_pre = float(torch.linalg.eigvalsh(pre)[-1])
+        keep = _kept(diag, op.dtype, notes)
+        lam_pre = float("nan")
+        if bool(keep.any()):
+            scale = diag.abs()[keep].rsqrt()
+            pre = scale[:, None] * h[keep][:, keep] * scale[None, :]
+            lam_pre = float(torch.linalg.eigvalsh(pre)[-1])
         blocks = {
             b.name: float((h[b.start : b.stop, b.start : b.stop] ** 2).sum() / fro_sq)
             for b in op.blocks
         }
     else:
-        est = op.hutchinson(num_probes, seed=seed, progress=progress)
+        est = hutchinson(op, num_probes, seed=seed, progress=progress)
         diag = est.diag.to(torch.float64)
         fro_sq = est.frobenius_sq
+        _check_hessian(fro_sq)
         mass, mass_se = est.diagonal_mass, est.diagonal_mass_stderr
         notes.append(f"diagonal mass and Frobenius norm from {num_probes} Hutchinson probes")
-        gen = torch.Generator().manual_seed(seed)
-        top_vals, top_vecs, _ = lanczos_eigsh(
-            lambda vs: op.hvp(vs, progress=False), n, k, which="LA", block_size=min(k, 8),
-            dtype=op.dtype, device=op.device, generator=gen, progress=progress,
-        )
-        top_vecs = top_vecs.to(torch.float64)
-        top_vals = top_vals.to(torch.float64)
-        d = diag.abs()
-        keep = (d > d.max() * 1e3 * torch.finfo(op.dtype).eps).to(op.dtype)
-        scale = torch.where(keep > 0, d.clamp(min=torch.finfo(torch.float64).tiny).rsqrt(),
-                            torch.zeros_like(d)).to(op.dtype)  # (P,)
-        pre_vals, _, _ = lanczos_eigsh(
-            lambda vs: scale * op.hvp(vs * scale, progress=False), n, 1, which="LA",
-            block_size=1, dtype=op.dtype, device=op.device, generator=gen, progress=progress,
-        )
-        lam_pre = float(pre_vals[0])
+        top = eigsh(op, k, block_size=min(k, 8), seed=seed, progress=progress)
+        convergence["top_eigenpairs"] = top.info
+        top_vals, top_vecs = top.values.to(torch.float64), top.vectors.to(torch.float64)
+        keep = _kept(diag, op.dtype, notes)
+        lam_pre = float("nan")
+        if bool(keep.any()):
+            scale = torch.where(keep, diag.abs().clamp(min=torch.finfo(torch.float64).tiny)
+                                .rsqrt(), torch.zeros_like(diag)).to(op.dtype)[:, None]  # (P, 1)
+            pre = FunctionOperator(lambda v: scale * (op @ (scale * v)), n, dtype=op.dtype,
+                                   device=op.device, is_symmetric=True)
+            pre_pairs = eigsh(pre, 1, seed=seed, progress=progress)
+            convergence["preconditioned"] = pre_pairs.info
+            lam_pre = float(pre_pairs.values[0])
         notes.append("preconditioned lambda_max uses the Hutchinson diagonal")
         nb = num_probes if block_probes is None else block_probes
         blocks = {}
         if nb:
             for i, b in enumerate(op.blocks):
-                gen_b = torch.Generator().manual_seed(seed + 1 + i)
-                total = 0.0
-                for s in range(0, nb, op.chunk_size):
-                    c = min(op.chunk_size, nb - s)
-                    z = (torch.randint(0, 2, (c, b.numel), generator=gen_b) * 2 - 1).to(
-                        dtype=op.dtype, device=op.device)  # (c, P_b)
-                    full = torch.zeros(c, n, dtype=op.dtype, device=op.device)  # (c, P)
-                    full[:, b.start : b.stop] = z
-                    hz = op.hvp(full, progress=False)[:, b.start : b.stop]  # (c, P_b)
-                    total += float((hz * hz).sum())
-                blocks[b.name] = total / nb / fro_sq
+                est_b = hutchinson(_diagonal_block(op, b), nb, seed=seed + 1 + i)
+                blocks[b.name] = est_b.frobenius_sq / fro_sq
             notes.append(f"block masses from {nb} probes per tensor")
     return DiagonalityReport(
         method=method,
@@ -262,4 +268,40 @@ def hessian_diagonality(
         eigenvector_block_mass=_block_shares(op, top_vecs),
         num_hvps=op.num_hvps - start_hvps,
         notes=notes,
+        convergence=convergence,
     )
+
+
+def _check_hessian(fro_sq: float) -> None:
+    """A Hessian whose diagonality is defined: finite and not zero."""
+    if fro_sq != fro_sq or fro_sq == float("inf"):
+        raise ValueError("the Hessian holds NaN or Inf: check the loss, the parameters and the "
+                         "batch for NaN or Inf")
+    if fro_sq == 0.0:
+        raise ValueError("the Hessian is zero (the loss does not depend on the parameters, or is "
+                         "linear in them): its diagonality is undefined")
+
+
+def _kept(diag: torch.Tensor, dtype: torch.dtype, notes: list[str]) -> torch.Tensor:
+    """Coordinates whose diagonal is not zero to round-off (the preconditioner's support)."""
+    d = diag.abs()
+    keep = d > d.max() * 1e3 * torch.finfo(dtype).eps
+    dropped = int((~keep).sum())
+    if not bool(keep.any()):
+        notes.append("the diagonal is zero: no preconditioned spectrum")
+    elif dropped:
+        notes.append(f"{dropped} coordinates with zero diagonal left out of the preconditioned "
+                     "spectrum")
+    return keep
+
+
+def _diagonal_block(op: HessianOperator, b: ParameterBlock) -> FunctionOperator:
+    """The diagonal block $H_{bb}$ of one parameter tensor, as an operator of its own."""
+
+    def matmat(v: torch.Tensor) -> torch.Tensor:  # (P_b, c) -> (P_b, c)
+        full = torch.zeros(op.num_params, v.shape[1], dtype=op.dtype, device=op.device)
+        full[b.start : b.stop] = v
+        return (op @ full)[b.start : b.stop]
+
+    return FunctionOperator(matmat, b.numel, dtype=op.dtype, device=op.device,
+                            is_symmetric=True, chunk_size=op.chunk_size)

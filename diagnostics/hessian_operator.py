@@ -1,53 +1,41 @@
-"""Matrix-free Hessian of a loss with respect to the trainable parameters of a module."""
+"""Matrix-free Hessian of a loss with respect to the trainable parameters of a module.
+
+The operator only multiplies (Hessian-vector products, the dense form, blocks, unflatten); the
+estimators built on products (Hutchinson, Lanczos, scipy's ARPACK) live in
+:mod:`diagnostics.estimators` and take this operator like any other, and the products
+themselves (and the choice of their ``torch.func`` backend) are computed by the private
+``diagnostics._hvp`` engine, the flat parameter vector's layout by
+:mod:`diagnostics.parameter_blocks`. (About 420 lines, a quarter of them the class docstring.)
+"""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from diagnostics._hvp import BACKENDS, HVPEngine
+from diagnostics._progress import progress_bar
 from diagnostics.distributed import ShardReducer, unwrap_model
-from diagnostics.estimators import HutchinsonEstimate, eigsh, hutchinson
+from diagnostics.estimators import (
+    Eigenpairs,
+    HutchinsonEstimate,
+    as_scipy_operator,
+    eigsh,
+    hutchinson,
+)
+from diagnostics.parameter_blocks import (
+    ParameterBlock,
+    flatten_parameters,
+    parameter_layout,
+    unflatten_vector,
+)
 
-__all__ = ["HessianOperator", "HutchinsonEstimate", "ParameterBlock"]
-
-_BACKENDS = ("auto", "forward-over-reverse", "reverse-over-reverse", "autograd")
-
-
-@dataclass(frozen=True)
-class ParameterBlock:
-    """Where one parameter tensor lives in the flat vector of a :class:`HessianOperator`.
-
-    Attributes:
-        name: name in ``model.named_parameters()`` (e.g. ``parametrizations.B.original0``).
-        start: first index in the flat vector.
-        stop: one past the last index.
-        shape: shape of the parameter itself.
-        is_complex: the parameter is complex; its entries appear as ``view_as_real`` pairs,
-            so the block has shape ``shape + (2,)``.
-    """
-
-    name: str
-    start: int
-    stop: int
-    shape: tuple[int, ...]
-    is_complex: bool
-
-    @property
-    def numel(self) -> int:
-        """Number of real coordinates of the block."""
-        return self.stop - self.start
-
-    @property
-    def real_shape(self) -> tuple[int, ...]:
-        """Shape of the block as a real tensor."""
-        return (*self.shape, 2) if self.is_complex else self.shape
+__all__ = ["HessianOperator"]
 
 
 def _tensors(obj: Any) -> Iterable[torch.Tensor]:
@@ -61,11 +49,6 @@ def _tensors(obj: Any) -> Iterable[torch.Tensor]:
             yield from _tensors(item)
 
 
-def _as_complex(pairs: torch.Tensor) -> torch.Tensor:
-    """``(..., 2)`` real pairs to complex; unlike ``view_as_complex`` any offset or stride works."""
-    return torch.complex(pairs[..., 0], pairs[..., 1])
-
-
 def _symmetrize_(h: torch.Tensor, block: int) -> None:
     """``h <- (h + h^T) / 2`` in place, one pair of blocks at a time."""
     n = h.shape[0]
@@ -76,21 +59,6 @@ def _symmetrize_(h: torch.Tensor, block: int) -> None:
             avg = 0.5 * (h[bi, bj] + h[bj, bi].T)
             h[bi, bj] = avg
             h[bj, bi] = avg.T
-
-
-def _progress(iterable, enabled: bool, desc: str, total: int):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)  # off if no TTY
-
-
-@dataclass
-class _Backend:
-    name: str
-    vmap: bool = True
-    fallback_reason: list[str] = field(default_factory=list)
 
 
 class HessianOperator:
@@ -126,15 +94,28 @@ class HessianOperator:
 
     (weights 1 with ``reduction="sum"``). The reduction is one ``all_reduce`` per call of
     :meth:`hvp` (so per block of vectors), in :meth:`loss` and in :meth:`gradient`; everything
-    built on products (:meth:`dense`, :meth:`eigsh`, :meth:`hutchinson`,
-    :func:`~diagnostics.hessian_diagonality`) is then the same on every rank, because the
-    products are, and their random probes and starting vectors are drawn from seeds on the
-    CPU. Every rank must call the same methods in the same order (they are collective).
-    Construction checks that the ranks agree on the parameters (bit for bit) and on their
-    number. Without a group (one process) nothing is communicated. A
+    built on products (:meth:`dense`, the estimators, :func:`~diagnostics.hessian_diagonality`)
+    is then the same on every rank, because the products are, and their random probes and
+    starting vectors are drawn from seeds on the CPU. Every rank must call the same methods in
+    the same order (they are collective). Construction checks that the ranks agree on the
+    parameters (bit for bit) and on their number. Without a group (one process) nothing is
+    communicated. A
     ``DistributedDataParallel`` model is unwrapped (its ``.module`` is used), so DDP's
     forward and its gradient hooks never run; FSDP-sharded models are refused (see
     :func:`~diagnostics.unwrap_model`).
+
+    **An operator, not a solver.** It follows the protocol of
+    :mod:`diagnostics.estimators.operator` (``shape``, ``@``, ``dtype``, ``device``,
+    ``is_symmetric = True``, ``chunk_size``), so :func:`~diagnostics.eigsh`,
+    :func:`~diagnostics.hutchinson` and any later estimator take it as they take a dense
+    matrix. :meth:`eigsh`, :meth:`hutchinson` and :meth:`as_linear_operator` are one-line
+    shorthands for them; ``hutchinson_diagonal`` and ``frobenius_norm_sq`` are deprecated
+    forwarders (a ``DeprecationWarning``; read the fields of :meth:`hutchinson` instead).
+
+    **NaN in gives NaN out**: with NaN or Inf in the loss, the parameters or the batch, the
+    products, :meth:`dense` and :meth:`gradient` hold NaN (no error here);
+    :func:`~diagnostics.eigsh` then raises a ``ValueError`` naming it, and
+    :func:`~diagnostics.hutchinson` returns NaN estimates.
 
     Args:
         model: any ``nn.Module``, or a ``DistributedDataParallel`` module.
@@ -157,6 +138,7 @@ class HessianOperator:
             (batch-first). Only used with a group.
 
     Attributes:
+        is_symmetric: ``True`` (a Hessian is symmetric; the estimators skip their probe check).
         blocks: one :class:`ParameterBlock` per parameter tensor, in order.
         num_hvps: Hessian-vector products computed so far.
         reducer: the :class:`~diagnostics.ShardReducer` (inactive in one process).
@@ -174,6 +156,8 @@ class HessianOperator:
         >>> H @ torch.tensor([1.0, 0.0], dtype=torch.float64)
         tensor([2., 2.], dtype=torch.float64)
     """
+
+    is_symmetric = True
 
     def __init__(
         self,
@@ -196,8 +180,8 @@ class HessianOperator:
             raise ValueError("batch must be a pair (inputs, targets)")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.model = model
         self.loss_fn = loss_fn
         inputs, targets = batch
@@ -221,27 +205,7 @@ class HessianOperator:
         if not chosen:
             raise ValueError("the model has no trainable parameters to differentiate")
 
-        real_dtypes = set()
-        devices = set()
-        blocks = []
-        offset = 0
-        for name, p in chosen:
-            real = torch.view_as_real(p) if p.is_complex() else p
-            if not real.is_floating_point():
-                raise TypeError(f"parameter {name!r} has non-floating dtype {p.dtype}")
-            real_dtypes.add(real.dtype)
-            devices.add(p.device)
-            blocks.append(ParameterBlock(name, offset, offset + real.numel(), tuple(p.shape),
-                                         p.is_complex()))
-            offset += real.numel()
-        if len(real_dtypes) > 1:
-            raise TypeError(
-                f"all parameters must share one real dtype, got {sorted(map(str, real_dtypes))}"
-            )
-        if len(devices) > 1:
-            raise ValueError(f"parameters live on several devices: {sorted(map(str, devices))}")
-        self.dtype: torch.dtype = real_dtypes.pop()
-        self.device: torch.device = devices.pop()
+        blocks, self.dtype, self.device = parameter_layout(chosen)
         for t in _tensors((self._inputs, self._targets)):
             if t.device != self.device:
                 raise ValueError(
@@ -249,10 +213,7 @@ class HessianOperator:
                     f"got a tensor on {t.device}"
                 )
         self.blocks: list[ParameterBlock] = blocks
-        self._theta = torch.cat(
-            [(torch.view_as_real(p) if p.is_complex() else p).detach().reshape(-1)
-             for _, p in chosen]
-        )  # (P,)
+        self._theta = flatten_parameters(chosen)  # (P,)
         if shard_size is None:
             first = next(iter(_tensors(self._inputs)), None)
             shard_size = int(first.shape[0]) if first is not None and first.dim() else 1
@@ -260,10 +221,8 @@ class HessianOperator:
                                     reduction=reduction, device=self.device,
                                     check=(self._theta.numel(),))
         self.reducer.check_identical(self._theta, "the parameters")
-        self._backend = _Backend(backend)
-        self._resolved = False
+        self._hvp = HVPEngine(self._loss_of, self._theta, backend)
         self._dense: torch.Tensor | None = None
-        self._vjp_fn = None  # cached reverse-mode linearisation of the gradient
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -289,7 +248,7 @@ class HessianOperator:
     @property
     def backend(self) -> str:
         """The HVP backend in use (resolved after the first product when ``"auto"``)."""
-        return self._backend.name
+        return self._hvp.name
 
     def flat_parameters(self) -> torch.Tensor:
         """The point $\\theta$ (a detached copy), shape ``(P,)``."""
@@ -298,25 +257,18 @@ class HessianOperator:
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a flat ``(P,)`` vector into ``name -> tensor`` (complex blocks as complex)."""
         self._check_vector(vector)
-        out = {}
-        for b in self.blocks:
-            chunk = vector[b.start : b.stop].reshape(b.real_shape)
-            out[b.name] = _as_complex(chunk) if b.is_complex else chunk
-        return out
+        return unflatten_vector(vector, self.blocks)
 
     def __repr__(self) -> str:
         return (
             f"HessianOperator(num_params={self.num_params}, blocks={len(self.blocks)}, "
             f"dtype={self.dtype}, device={self.device}, backend={self.backend!r}"
-            + ("" if self._backend.vmap or not self._resolved else ", looped") + ")"
+            + ("" if self._hvp.vmap or not self._hvp.resolved else ", looped") + ")"
         )
 
     # ------------------------------------------------------------------ loss and products
     def _loss_of(self, theta: torch.Tensor) -> torch.Tensor:
-        params = {}
-        for b in self.blocks:
-            chunk = theta[b.start : b.stop].reshape(b.real_shape)
-            params[b.name] = _as_complex(chunk) if b.is_complex else chunk
+        params = unflatten_vector(theta, self.blocks)
         out = functional_call(self.model, params, self._inputs, strict=False)
         loss = self.loss_fn(out, self._targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -331,96 +283,6 @@ class HessianOperator:
     def gradient(self) -> torch.Tensor:
         """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)`` (reduced like the loss)."""
         return self.reducer.reduce_(torch.func.grad(self._loss_of)(self._theta))
-
-    def _hvp_single(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        theta = self._theta
-        if name == "forward-over-reverse":
-            grad_fn = torch.func.grad(self._loss_of)
-
-            def hvp(v):
-                return torch.func.jvp(grad_fn, (theta,), (v,))[1]
-
-            return hvp
-        if name == "reverse-over-reverse":
-            # the graph of the gradient is built once and kept: each product is then one
-            # backward pass through it (no new forward), like a retained double-backward graph
-            if self._vjp_fn is None:
-                _, self._vjp_fn = torch.func.vjp(torch.func.grad(self._loss_of), theta)
-            vjp_fn = self._vjp_fn
-
-            def hvp(v):
-                return vjp_fn(v)[0]
-
-            return hvp
-
-        def hvp(v):  # plain autograd double backward
-            with torch.enable_grad():
-                th = theta.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(self._loss_of(th), th, create_graph=True)
-                (hv,) = torch.autograd.grad(g, th, grad_outputs=v)
-            return hv.detach()
-
-        return hvp
-
-    def _apply_backend(self, vs: torch.Tensor, backend: _Backend) -> torch.Tensor:
-        hvp = self._hvp_single(backend.name)
-        if backend.vmap and backend.name != "autograd" and vs.shape[0] > 1:
-            return torch.func.vmap(hvp)(vs)
-        return torch.stack([hvp(v) for v in vs])  # one vector: vmap only adds overhead
-
-    def _resolve_backend(self, vs: torch.Tensor) -> torch.Tensor:
-        """First product: pick the backend.
-
-        ``"auto"`` times forward-over-reverse (vmapped) and reverse-over-reverse (vmapped and
-        looped over the cached gradient graph) on this first block and keeps the fastest
-        (their results agree to round-off); if none works, it falls back, with a warning, to
-        plain autograd.
-        """
-        errors: list[str] = []
-
-        def attempt(cand: _Backend):
-            try:
-                start = time.perf_counter()
-                out = self._apply_backend(vs, cand)
-                return time.perf_counter() - start, out
-            except (RuntimeError, NotImplementedError, TypeError) as exc:
-                errors.append(f"{cand.name} (vmap={cand.vmap}): {exc}".splitlines()[0])
-                return None
-
-        if self._backend.name == "auto":
-            # the cached reverse-mode graph is often fastest looped, not vmapped: time both
-            fast = [_Backend("forward-over-reverse"), _Backend("reverse-over-reverse"),
-                    _Backend("reverse-over-reverse", False)]
-            if vs.shape[0] == 1:  # a single vector is never vmapped
-                fast = fast[:2]
-            slow = [_Backend("forward-over-reverse", False), _Backend("autograd", False)]
-        else:
-            fast = [_Backend(self._backend.name, self._backend.name != "autograd")]
-            slow = [_Backend(self._backend.name, False)] if fast[0].vmap else []
-        timed = [(r[0], i, c, r[1]) for i, c in enumerate(fast) if (r := attempt(c))]
-        if len(timed) > 1 and timed[0][0] > min(t[0] for t in timed[1:]):
-            # the first candidate also paid the warm-up: time it once more before deciding
-            again = attempt(timed[0][2])
-            if again is not None:
-                timed[0] = (again[0], *timed[0][1:])
-        if timed:
-            _, _, cand, out = min(timed, key=lambda item: item[:2])
-            self._backend, self._resolved = cand, True
-            return out
-        for cand in slow:
-            result = attempt(cand)
-            if result is None:
-                continue
-            warnings.warn(
-                "HessianOperator fell back to the slower HVP backend "
-                f"{cand.name!r} (one vector at a time) because: " + "; ".join(errors),
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            cand.fallback_reason = list(errors)
-            self._backend, self._resolved = cand, True
-            return result[1]
-        raise RuntimeError("no Hessian-vector product backend works: " + "; ".join(errors))
 
     def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
         """Hessian-vector products of a block of row vectors.
@@ -439,11 +301,8 @@ class HessianOperator:
         show = (self.progress if progress is None else progress) and vs.shape[0] > self.chunk_size
         chunks = vs.split(self.chunk_size)
         outs = []
-        for chunk in _progress(chunks, show, "HVPs", len(chunks)):
-            if self._resolved:
-                outs.append(self._apply_backend(chunk, self._backend))
-            else:
-                outs.append(self._resolve_backend(chunk))
+        for chunk in progress_bar(chunks, show, "HVPs", len(chunks)):
+            outs.append(self._hvp(chunk))
             self.num_hvps += chunk.shape[0]
         out = torch.cat(outs) if outs else vs.clone()
         if self.reducer.active and outs:
@@ -507,109 +366,28 @@ class HessianOperator:
         show = self.progress if progress is None else progress
         h = torch.empty(n, n, dtype=self.dtype, device=self.device)  # (P, P)
         starts = range(0, n, self.chunk_size)
-        for s in _progress(starts, show and n > self.chunk_size, "Hessian", len(starts)):
+        for s in progress_bar(starts, show and n > self.chunk_size, "Hessian", len(starts)):
             e = min(n, s + self.chunk_size)
             eye = torch.zeros(e - s, n, dtype=self.dtype, device=self.device)
             eye[torch.arange(e - s), torch.arange(s, e)] = 1.0
             h[s:e] = self.hvp(eye, progress=False)  # rows of H (symmetric)
         return h
 
-    def eigsh(
-        self,
-        k: int = 6,
-        *,
-        which: str = "LA",
-        method: str = "lanczos",
-        block_size: int = 1,
-        tol: float | None = None,
-        max_dim: int | None = None,
-        seed: int = 0,
-        progress: bool | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` eigenpairs.
+    # ------------------------------------------------------------------ estimator shorthands
+    def eigsh(self, k: int = 6, *, progress: bool | None = None, **kwargs: Any) -> Eigenpairs:
+        """Shorthand for :func:`diagnostics.eigsh` ``(self, k, ...)`` (same arguments).
 
-        Args:
-            k: number of eigenpairs.
-            which: ``"LA"`` (largest algebraic, default), ``"LM"`` (largest magnitude) or
-                ``"SA"`` (smallest algebraic).
-            method: ``"lanczos"`` (block Lanczos with full reorthogonalisation, on the
-                operator's device) or ``"scipy"`` (``scipy.sparse.linalg.eigsh`` on
-                :meth:`as_linear_operator`, float64 on the CPU).
-            block_size: vectors per Lanczos block; blocks use vmapped HVPs, which cost far
-                less per vector than single products.
-            tol: relative residual tolerance (Lanczos: ``||H v - theta v|| <= tol
-                max|theta|``; scipy: its own ``tol``). Default ``1e-8`` in float64,
-                ``1e-4`` otherwise (scipy: machine precision).
-            max_dim: largest Lanczos basis.
-            seed: seed of the random starting vectors.
-            progress: override the operator's ``progress`` setting.
-
-        Returns:
-            ``(values, vectors)``: ``(k,)`` ordered best first and ``(P, k)`` unit columns.
+        ``progress`` defaults to the operator's setting. Returns :class:`~diagnostics.Eigenpairs`
+        (unpacks as ``(values, vectors)``; convergence details in ``.info``).
         """
-        show = self.progress if progress is None else progress
-        if method == "lanczos":
-            self.last_lanczos_info = {}
-            return eigsh(self, k, which=which, block_size=block_size, tol=tol,
-                         max_dim=max_dim, seed=seed, progress=show,
-                         info=self.last_lanczos_info)
-        if method == "scipy":
-            import numpy as np
-            from scipy.sparse.linalg import eigsh as scipy_eigsh
+        return eigsh(self, k, progress=self.progress if progress is None else progress, **kwargs)
 
-            if not 1 <= k < self.num_params:
-                raise ValueError(f"scipy eigsh needs 1 <= k < {self.num_params}, got {k}")
-            rng = np.random.default_rng(seed)
-            v0 = rng.standard_normal(self.num_params)
-            values, vectors = scipy_eigsh(self.as_linear_operator(), k=k, which=which, v0=v0,
-                                    tol=0.0 if tol is None else tol)
-            order = np.argsort(-np.abs(values) if which == "LM" else
-                               (values if which == "SA" else -values))
-            values = torch.as_tensor(values[order].copy(), dtype=self.dtype, device=self.device)
-            vectors = torch.as_tensor(vectors[:, order].copy(), dtype=self.dtype,
-                                      device=self.device)
-            return values, vectors
-        raise ValueError(f"method must be 'lanczos' or 'scipy', got {method!r}")
+    def hutchinson(self, num_probes: int = 100, *, block: str | None = None,
+                   progress: bool | None = None, **kwargs: Any) -> HutchinsonEstimate:
+        """Shorthand for :func:`diagnostics.hutchinson` ``(self, num_probes, ...)``.
 
-    def as_linear_operator(self):
-        """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out)."""
-        import numpy as np
-        from scipy.sparse.linalg import LinearOperator
-
-        def matmat(x):
-            xt = torch.as_tensor(np.asarray(x, dtype=np.float64).T.copy(), dtype=self.dtype,
-                                 device=self.device)  # (k, P)
-            return self.hvp(xt, progress=False).T.to(torch.float64).cpu().numpy()
-
-        def matvec(x):
-            return matmat(np.asarray(x).reshape(-1, 1)).reshape(-1)
-
-        return LinearOperator(self.shape, matvec=matvec, matmat=matmat, rmatvec=matvec,
-                              dtype=np.float64)
-
-    # ------------------------------------------------------------------ stochastic estimates
-    def hutchinson(
-        self,
-        num_probes: int = 100,
-        *,
-        seed: int = 0,
-        block: str | None = None,
-        progress: bool | None = None,
-    ) -> HutchinsonEstimate:
-        """Hutchinson estimates of the diagonal and of $\\|H\\|_F^2$ (see
-        :class:`HutchinsonEstimate`) from ``num_probes`` Rademacher probes.
-
-        Args:
-            num_probes: number of probes $m$ (at least 3 for the error bars).
-            seed: seed of the probes.
-            block: restrict the probes to one parameter tensor (by name); then ``diag`` is
-                the diagonal of that block (zeros elsewhere) and ``frobenius_sq`` estimates
-                $\\|H_{:,b}\\|_F^2$.
-            progress: override the operator's ``progress`` setting.
-
-        Estimators that take any linear operator, such as this one, live in
-        :mod:`diagnostics.estimators` (:func:`~diagnostics.hutchinson`,
-        :func:`~diagnostics.eigsh`).
+        ``block`` here is a parameter name (see :attr:`names`), turned into its span of the flat
+        vector; ``progress`` defaults to the operator's setting; other arguments as there.
         """
         span = None
         if block is not None:
@@ -617,16 +395,26 @@ class HessianOperator:
                 raise ValueError(f"unknown block {block!r}; available: {self.names}")
             span = self.offsets[block]
         show = self.progress if progress is None else progress
-        return hutchinson(self, num_probes, seed=seed, block=span, chunk_size=self.chunk_size,
-                          progress=show)
+        return hutchinson(self, num_probes, block=span, progress=show, **kwargs)
+
+    def as_linear_operator(self):
+        """Shorthand for :func:`diagnostics.estimators.as_scipy_operator` ``(self)``."""
+        return as_scipy_operator(self)
 
     def hutchinson_diagonal(self, num_probes: int = 100, *, seed: int = 0
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hutchinson estimate of $\\mathrm{diag}\\,H$ and its per-coordinate standard error."""
+        """Deprecated: use :meth:`hutchinson` and its ``diag`` and ``diag_stderr``."""
+        _deprecated("hutchinson_diagonal", "hutchinson(...).diag and .diag_stderr")
         est = self.hutchinson(num_probes, seed=seed)
         return est.diag, est.diag_stderr
 
     def frobenius_norm_sq(self, num_probes: int = 100, *, seed: int = 0) -> tuple[float, float]:
-        """Hutchinson estimate of $\\|H\\|_F^2 = E\\|Hz\\|^2$ and its standard error."""
+        """Deprecated: use :meth:`hutchinson` and its ``frobenius_sq`` and its stderr."""
+        _deprecated("frobenius_norm_sq", "hutchinson(...).frobenius_sq and .frobenius_sq_stderr")
         est = self.hutchinson(num_probes, seed=seed)
         return est.frobenius_sq, est.frobenius_sq_stderr
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"HessianOperator.{old} is deprecated and will be removed; use {new}",
+                  DeprecationWarning, stacklevel=3)

@@ -58,10 +58,10 @@ def _measure(model, batch, full: bool = True) -> dict:
         return out
     free = hessian_diagonality(op, k=2, method="matrix-free", num_probes=20, block_probes=5,
                                progress=False)
-    est = op.hutchinson(20, seed=1)
+    est = hutchinson(op, 20, seed=1)
     return {
-        **out, "dense": op.dense(), "eig": op.eigsh(3, seed=5)[0],
-        "eig_scipy": op.eigsh(2, method="scipy")[0],
+        **out, "dense": op.dense(), "eig": eigsh(op, 3, seed=5).values,
+        "eig_scipy": eigsh(op, 2, method="scipy").values,
         "hutch_diag": est.diag, "hutch_fro": est.frobenius_sq,
         "mass_free": free.diagonal_mass, "top_free": free.top_eigenvalues,
         "blocks_free": free.block_masses,

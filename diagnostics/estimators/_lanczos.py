@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["lanczos_eigsh", "select_ritz"]
+from diagnostics._progress import progress_bar
 
-_WHICH = ("LA", "LM", "SA")
+__all__ = ["WHICH", "lanczos_eigsh", "select_ritz"]
+
+WHICH = ("LA", "LM", "SA")
 
 
 def select_ritz(values: torch.Tensor, k: int, which: str) -> torch.Tensor:
@@ -20,7 +22,7 @@ def select_ritz(values: torch.Tensor, k: int, which: str) -> torch.Tensor:
     elif which == "LM":
         order = torch.argsort(values.abs(), descending=True)
     else:
-        raise ValueError(f"which must be one of {_WHICH}, got {which!r}")
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     return order[:k]
 
 
@@ -69,8 +71,8 @@ def lanczos_eigsh(
         ``(values, vectors, info)``: values ``(k,)`` best first, vectors ``(n, k)`` with unit
         columns, ``info`` with ``num_matvecs``, ``basis_size``, ``max_residual``, ``converged``.
     """
-    if which not in _WHICH:
-        raise ValueError(f"which must be one of {_WHICH}, got {which!r}")
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
     if block_size < 1:
@@ -91,11 +93,7 @@ def lanczos_eigsh(
     num_matvecs = 0
     info = {"num_matvecs": 0, "basis_size": 0, "max_residual": float("inf"), "converged": False}
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_dim, desc="Lanczos", leave=False, disable=None)  # off if no TTY
+    bar = progress_bar(None, progress, "Lanczos", max_dim)  # None when off
     values = vectors = None
     try:
         while m < max_dim:

@@ -1,25 +1,20 @@
-r"""Estimators that take any symmetric linear operator: Hutchinson and block Lanczos.
+r"""Hutchinson's estimator of the diagonal and the squared Frobenius norm of any linear operator.
 
-They only multiply: an operator is anything with ``shape == (P, P)`` and ``A @ V`` for a
-matrix ``V`` of ``k`` columns ``(P, k)`` (a dense tensor, a :class:`~diagnostics.HessianOperator`,
-or a later Gauss-Newton or Fisher operator), plus, optionally, ``dtype``, ``device`` and a
-``hvp(rows)`` method taking row blocks ``(k, P)`` (used when present, it saves two
-transposes). Whatever an operator does inside its product (vmapped HVPs, a reduction over
-the ranks of a process group) they inherit unchanged; with a product that returns the same
-values on every rank, they return the same values on every rank.
+The operator only has to multiply (see :mod:`diagnostics.estimators.operator`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from diagnostics._lanczos import lanczos_eigsh
+from diagnostics._progress import progress_bar
+from diagnostics.estimators.operator import column_product, describe
+from diagnostics.estimators.probes import rademacher
 
-__all__ = ["HutchinsonEstimate", "hutchinson", "eigsh"]
+__all__ = ["HutchinsonEstimate", "hutchinson"]
 
 
 @dataclass
@@ -74,34 +69,6 @@ class HutchinsonEstimate:
         }
 
 
-def _describe(operator: Any) -> tuple[int, torch.dtype, torch.device]:
-    shape = getattr(operator, "shape", None)
-    if shape is None or len(shape) != 2 or shape[0] != shape[1]:
-        raise ValueError(f"expected a square operator with a shape (P, P), got "
-                         f"{type(operator).__name__} with shape {shape}")
-    dtype = getattr(operator, "dtype", torch.float64)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"the operator's dtype must be a real torch dtype, got {dtype}")
-    device = torch.device(getattr(operator, "device", "cpu"))
-    return int(shape[0]), dtype, device
-
-
-def _row_product(operator: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``rows (k, P) -> rows of A v`` through ``hvp`` when the operator has one, else ``@``."""
-    hvp = getattr(operator, "hvp", None)
-    if callable(hvp):
-        return lambda rows: hvp(rows, progress=False)
-    return lambda rows: (operator @ rows.T).T
-
-
-def _progress(iterable, enabled: bool, desc: str, total: int):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False, disable=None)  # off if no TTY
-
-
 def hutchinson(
     operator: Any,
     num_probes: int = 100,
@@ -120,8 +87,12 @@ def hutchinson(
     :class:`HutchinsonEstimate`). The probes are drawn on the CPU from ``seed`` (the same on
     every rank of a process group), in blocks of ``chunk_size`` products.
 
+    Neither estimate needs symmetry. **NaN in gives NaN out**: a product holding NaN or Inf
+    (for a :class:`~diagnostics.HessianOperator`, NaN or Inf in the loss, the parameters or
+    the batch) makes the estimates NaN; no error is raised.
+
     Args:
-        operator: a symmetric operator (see the module docstring).
+        operator: any operator (see :mod:`diagnostics.estimators.operator`).
         num_probes: $m$ (at least 3 for the error bars).
         seed: seed of the probes.
         block: restrict the probes to the coordinates ``start:stop``; ``diag`` is then the
@@ -132,6 +103,11 @@ def hutchinson(
 
     Returns:
         A :class:`HutchinsonEstimate`.
+
+    References:
+        Hutchinson, "A stochastic estimator of the trace of the influence matrix for Laplacian
+        smoothing splines", Commun. Stat. Simul. Comput. 18(3), 1989; Bekas, Kokiopoulou &
+        Saad, "An estimator for the diagonal of a matrix", Appl. Numer. Math. 57, 2007.
 
     Examples:
         >>> import torch
@@ -144,27 +120,19 @@ def hutchinson(
     """
     if num_probes < 3:
         raise ValueError(f"num_probes must be >= 3 for error bars, got {num_probes}")
-    n, dtype, device = _describe(operator)
+    n, dtype, device = describe(operator)
     chunk = int(chunk_size or getattr(operator, "chunk_size", 32))
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
-    mask = None
-    if block is not None:
-        s, e = block
-        if not 0 <= s < e <= n:
-            raise ValueError(f"block must satisfy 0 <= start < stop <= {n}, got {block}")
-        mask = torch.zeros(n, dtype=dtype, device=device)
-        mask[s:e] = 1.0
-    product = _row_product(operator)
+    if block is not None and not 0 <= block[0] < block[1] <= n:
+        raise ValueError(f"block must satisfy 0 <= start < stop <= {n}, got {block}")
+    product = column_product(operator)
     gen = torch.Generator().manual_seed(seed)
     us, fs = [], []
     starts = range(0, num_probes, chunk)
-    for s in _progress(starts, progress and num_probes > chunk, "Hutchinson", len(starts)):
-        b = min(chunk, num_probes - s)
-        z = torch.randint(0, 2, (b, n), generator=gen).to(dtype) * 2 - 1
-        z = z.to(device)  # (b, P)
-        if mask is not None:
-            z = z * mask
+    for s in progress_bar(starts, progress and num_probes > chunk, "Hutchinson", len(starts)):
+        z = rademacher(min(chunk, num_probes - s), n, generator=gen, dtype=dtype, device=device,
+                       span=block)  # (b, P)
         hz = product(z)  # (b, P)
         us.append(z * hz)
         fs.append((hz * hz).sum(dim=1))
@@ -193,57 +161,3 @@ def hutchinson(
         frobenius_sq=float(fro), frobenius_sq_stderr=float(fro_se), diag_norm_sq=float(dn),
         diagonal_mass=float(r), diagonal_mass_stderr=float(r_se), num_probes=m,
     )
-
-
-def eigsh(
-    operator: Any,
-    k: int = 6,
-    *,
-    which: str = "LA",
-    block_size: int = 1,
-    tol: float | None = None,
-    max_dim: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
-    info: dict | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Top-``k`` eigenpairs of a symmetric operator by block Lanczos.
-
-    Every new block of the Krylov basis $Q$ is orthogonalised twice against the whole basis
-    (full reorthogonalisation: no ghost eigenvalues), the projected matrix
-    $T = Q^\top A Q$ is filled from the computed inner products, and the basis grows until
-    the wanted Ritz pairs $(\theta_i, Q s_i)$ have residuals
-    $\|A Q s_i - \theta_i Q s_i\| \le$ ``tol`` $\max_j|\theta_j|$, or reaches ``max_dim``.
-
-    Args:
-        operator: a symmetric operator (see the module docstring).
-        k: number of eigenpairs.
-        which: ``"LA"`` (largest algebraic), ``"LM"`` (largest magnitude) or ``"SA"``
-            (smallest algebraic).
-        block_size: vectors per Lanczos block (one product per iteration).
-        tol: relative residual tolerance; default ``1e-8`` in float64, ``1e-4`` otherwise.
-        max_dim: largest basis (default ``min(P, max(20 k, 100 + 2 k))``).
-        seed: seed of the random starting block (drawn on the CPU: the same on every rank).
-        progress: show a tqdm bar.
-        info: if given, filled with ``num_matvecs``, ``basis_size``, ``max_residual`` and
-            ``converged``.
-
-    Returns:
-        ``(values, vectors)``: ``(k,)`` best first and ``(P, k)`` unit columns.
-
-    Examples:
-        >>> import torch
-        >>> A = torch.diag(torch.tensor([1.0, 5.0, 3.0], dtype=torch.float64))
-        >>> values, vectors = eigsh(A, 2)
-        >>> values
-        tensor([5., 3.], dtype=torch.float64)
-    """
-    n, dtype, device = _describe(operator)
-    gen = torch.Generator().manual_seed(seed)
-    values, vectors, details = lanczos_eigsh(
-        _row_product(operator), n, k, which=which, block_size=block_size, tol=tol,
-        max_dim=max_dim, dtype=dtype, device=device, generator=gen, progress=progress,
-    )
-    if info is not None:
-        info.update(details)
-    return values, vectors
