@@ -13,6 +13,7 @@ from recurrent_params.cells import (
     DenseRNN,
     DiagonalRNN,
     FastSigmoid,
+    RecurrentCell,
     Surrogate,
     Triangular,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "GAMMA_KINDS",
     # Scan core and cells
     "linear_scan",
+    "RecurrentCell",
     "DenseRNN",
     "DiagonalRNN",
     "LRU",
