@@ -22,17 +22,17 @@ import operator
 
 __all__ = ["STRIDES", "mix_seed"]
 
-#: The stride of each kind of index, all prime except ``stream`` (a round offset).
-#:
-#: * ``step``: 7919, the 1,000th prime: one stream per step of a sequence of draws
-#:   (a pre-training step; a seed's data stream in a stacked run).
-#: * ``run``: 100,003, the first prime above $10^5$: one stream per run of a sweep
-#:   (the experiment's ``base_seed``).
-#: * ``salt``: 104,729, the 10,000th prime: repetitions of one measurement.
-#: * ``stream``: $10^6$: a separate stream of the same seed (e.g. a held-out batch).
-#: * ``rank``: 1,000,003, the first prime above $10^6$: one stream per data-parallel rank.
 STRIDES: dict[str, int] = {"step": 7_919, "run": 100_003, "salt": 104_729,
                            "stream": 1_000_000, "rank": 1_000_003}
+"""The stride of each kind of index, all prime except ``stream`` (a round offset).
+
+* ``step``: 7919, the 1,000th prime: one stream per step of a sequence of draws
+  (a pre-training step; a seed's data stream in a stacked run).
+* ``run``: 100,003, the first prime above $10^5$: one stream per run of a sweep
+  (the experiment's ``base_seed``).
+* ``salt``: 104,729, the 10,000th prime: repetitions of one measurement.
+* ``stream``: $10^6$: a separate stream of the same seed (e.g. a held-out batch).
+* ``rank``: 1,000,003, the first prime above $10^6$: one stream per data-parallel rank."""
 
 
 def mix_seed(seed: int, **indices: int) -> int:

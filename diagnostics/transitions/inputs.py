@@ -17,8 +17,8 @@ from recurrent_params import RecurrentCell
 __all__ = ["DEFAULT_SEQ_LEN", "input_shape", "gaussian_inputs", "first_tensor", "as_module_list",
            "is_recurrent_layer"]
 
-#: Sequence length of the Gaussian inputs drawn for a recurrent model when none is given.
 DEFAULT_SEQ_LEN = 20
+"""Sequence length of the Gaussian inputs drawn for a recurrent model when none is given."""
 
 
 def is_recurrent_layer(module: nn.Module) -> bool:

@@ -16,8 +16,8 @@ from torch import nn
 
 __all__ = ["Driver", "Transition", "DRIVER_MODES", "PROTOCOL_HELP"]
 
-#: How a driver is rescaled (see :class:`Driver`).
 DRIVER_MODES = ("scale", "magnitude", "shift")
+"""How a driver is rescaled (see :class:`Driver`)."""
 
 PROTOCOL_HELP = (
     "supported models: nn.Sequential of nn.Linear layers and activations; nn.RNN/nn.GRU/nn.LSTM "

@@ -5,6 +5,31 @@ derivative (see :mod:`diagnostics.radii`) equal a target $\rho_t$: 1 for feed-fo
 and single-layer recurrent networks, 1/2 for deep recurrent networks, or the "unbalanced"
 split (:mod:`.targets`).
 
+One pre-training step:
+
+1. draw a batch (user batches, a DataLoader, or Gaussian inputs of the model's input shape);
+2. measure $\bar\rho$ of every transition at the states the batch reaches;
+3. optionally take a gradient step on $\frac1K\sum_k(\bar\rho_k-\rho_t)^2$ with a persistent
+   optimiser (AdaBelief by default);
+4. multiply the tensors that drive transition $k$ by $\mathrm{clip}(\rho_t/\bar\rho_k^{\,g},
+   \mathrm{lo}, \mathrm{hi})$ (each driver's ``exponent`` splits it among tensors in
+   series; $g \le 1$ damps the correction once the transition is in tolerance, see
+   :data:`GAIN_FLOOR`). Eigenvalues ``lam`` of diagonal cells are rescaled in magnitude,
+   through their parametrization's ``right_inverse``; the exponential parameter $\nu$ is
+   never multiplied;
+5. optionally shuffle the entries of the driving matrices.
+
+Data-parallel: with :mod:`torch.distributed` initialised (or a ``process_group`` given),
+each rank measures the radii on its own shard of $n_r$ samples and the group uses
+$\bar\rho_k = \sum_r \frac{n_r}{N}\bar\rho_{k,r}$, the radius of the concatenated batch;
+the gradient of the loss is summed over the ranks, and the rescaling factors, the shuffle
+decisions and permutations (drawn from a generator seeded alike on every rank) are the same
+everywhere, so the parameters stay bit-identical across ranks.
+
+It stops when every $|\bar\rho_k-\rho_t|$ is within ``tolerance`` for ``patience``
+consecutive steps, or after ``max_steps`` steps (``converged=False``, with the reason), and
+leaves the model with the best weights it measured.
+
 Modules, one concept each:
 
 * :mod:`.result`: :class:`LSCResult`, its status rows and its plot;

@@ -24,9 +24,9 @@ from recurrent_params import assign_
 
 __all__ = ["rescale_", "shuffle_", "carry_optimizer_state_", "with_gate_bias_shift"]
 
-#: The default cap on ``|lam|`` of a rescaled eigenvalue (strictly inside the unit disk, so an
-#: exponential parametrization keeps a finite original).
 MAX_MAGNITUDE = 1.0 - 1e-4
+"""The default cap on ``|lam|`` of a rescaled eigenvalue (strictly inside the unit disk, so an
+exponential parametrization keeps a finite original)."""
 
 
 @torch.no_grad()

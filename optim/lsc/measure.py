@@ -23,16 +23,16 @@ from diagnostics.transitions import Transition
 __all__ = ["SATURATION_THRESHOLD", "SATURATION_WARN_LEVEL", "SATURATION_WARN_RISE",
            "gate_saturation", "mean_floors", "saturation_warning"]
 
-#: $|z|$ above which a gate pre-activation counts as saturated: $\sigma'(4) = 0.018$, 7 % of
-#: $\sigma'(0)$ (ours).
 SATURATION_THRESHOLD = 4.0
-#: Warn when more than this fraction of gates is saturated after pre-training ...
+r"""$|z|$ above which a gate pre-activation counts as saturated: $\sigma'(4) = 0.018$, 7 % of
+$\sigma'(0)$ (ours)."""
 SATURATION_WARN_LEVEL = 0.1
-#: ... and pre-training raised it by more than this. Both are ours, set by judgement, not
-#: fitted: on the LSTM x3 of ``benchmarks/lsc_defaults.py`` (table in docs/concepts/lsc.md)
-#: they flag the target-1.0 runs (0 -> 25-28 % saturated) and not the target-0.5 ones
-#: (0 -> 5-10 %).
+"""Warn when more than this fraction of gates is saturated after pre-training ..."""
 SATURATION_WARN_RISE = 0.05
+"""... and pre-training raised it by more than this. Both are ours, set by judgement, not
+fitted: on the LSTM x3 of ``benchmarks/lsc_defaults.py`` (table in docs/concepts/lsc.md)
+they flag the target-1.0 runs (0 -> 25-28 % saturated) and not the target-0.5 ones
+(0 -> 5-10 %)."""
 
 
 @torch.no_grad()

@@ -17,12 +17,12 @@ from optim.lsc.measure import SATURATION_THRESHOLD
 __all__ = ["LSCOptions", "CLIP", "SHUFFLE_PROBABILITY", "REFERENCE_LR", "REFERENCE_WEIGHT_DECAY",
            "REFERENCE_LOOKAHEAD", "option_names"]
 
-#: Bounds of the multiplicative factor per step: the reference's ``clip(t/rho, 0.85, 1.15)``.
 CLIP = (0.85, 1.15)
-#: Probability per step of permuting every kernel: the reference's "about 1/3".
+"""Bounds of the multiplicative factor per step: the reference's ``clip(t/rho, 0.85, 1.15)``."""
 SHUFFLE_PROBABILITY = 1 / 3
-#: The reference's AdaBelief learning rate and weight decay, and its Lookahead ``(k, alpha)``.
+"""Probability per step of permuting every kernel: the reference's "about 1/3"."""
 REFERENCE_LR, REFERENCE_WEIGHT_DECAY, REFERENCE_LOOKAHEAD = 7.2e-3, 1e-4, (6, 0.5)
+"""The reference's AdaBelief learning rate and weight decay, and its Lookahead ``(k, alpha)``."""
 
 
 @dataclass
