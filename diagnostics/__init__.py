@@ -31,7 +31,12 @@ from diagnostics.parameter_blocks import ParameterBlock
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
-from diagnostics.transitions import Driver, Transition, lsc_transitions, model_transitions
+from diagnostics.transitions import (
+    Driver,
+    Transition,
+    lsc_transitions,  # noqa: F401  (deprecated alias, not in __all__)
+    model_transitions,
+)
 
 __all__ = [
     # Memory sensitivity (curse of memory)
@@ -63,7 +68,6 @@ __all__ = [
     "transition_radii",
     "spectral_radius",
     "model_transitions",
-    "lsc_transitions",
     "Transition",
     "Driver",
     # Data-parallel support

@@ -43,11 +43,11 @@ from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
     Transition,
-    _check_finite,
     first_tensor,
     gaussian_inputs,
     model_transitions,
 )
+from diagnostics.transitions._layer import check_finite as _check_finite
 
 __all__ = ["spectral_radius", "transition_radii"]
 

@@ -8,13 +8,14 @@ References:
 from optim.adabelief import AdaBelief
 from optim.complex_safe import ComplexSafeOptimizer
 from optim.lookahead_optimizer import lookahead
-from optim.lsc import LSCPretrainer, LSCResult
+from optim.lsc import LSCOptions, LSCPretrainer, LSCResult
 from optim.stacked import StackedTrainer, cosine_lr
 
 __all__ = [
     # LSC pre-training
     "LSCPretrainer",
     "LSCResult",
+    "LSCOptions",
     # Complex-safe optimisers
     "AdaBelief",
     "ComplexSafeOptimizer",

@@ -14,6 +14,7 @@ from recurrent_params.cells import (
     DenseRNN,
     DiagonalRNN,
     FastSigmoid,
+    RecurrentCell,
     Surrogate,
     Triangular,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "GAMMA_KINDS",
     # Scan core and cells
     "linear_scan",
+    "RecurrentCell",
     "DenseRNN",
     "DiagonalRNN",
     "LRU",

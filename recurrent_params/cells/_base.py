@@ -40,11 +40,18 @@ def normal(*shape: int, std: float, complex: bool = False) -> torch.Tensor:
 
 
 class RecurrentCell(ComplexSafeModule):
-    """Shared plumbing: ``forward``/``step`` validate and fill in the state, then call
-    ``_sequence(x, state)`` / ``_step(x_t, state)`` of the subclass.
+    r"""Base class of every recurrent cell of the package: $h_t = f(h_{t-1}, x_t)$,
+    $y_t = g(h_t, x_t)$.
+
+    ``forward`` / ``step`` / ``readout`` validate their inputs and fill in the state, then call
+    ``_sequence(x, state)`` / ``_step(x_t, state)`` / ``_readout(x_t, state)`` of the
+    subclass; a subclass's ``_step`` computes the new state and returns
+    ``(self._readout(x_t, h), h)``, so that ``step`` and ``readout`` cannot disagree.
 
     Subclasses set ``d_input``, ``d_state``, ``d_output``, ``is_complex`` and own a real
-    parameter ``D`` (used as the reference for device and dtype).
+    parameter ``D`` (used as the reference for device and dtype; override ``_reference``
+    otherwise). Code that needs to know whether a module is one of the package's cells (the
+    transition tracer of :mod:`diagnostics.transitions`) tests ``isinstance(m, RecurrentCell)``.
     """
 
     d_input: int
@@ -163,6 +170,42 @@ class RecurrentCell(ComplexSafeModule):
             state = self.initial_state(x_t.shape[0])
         return self._step(x_t, state)
 
+    def readout(self, x_t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        r"""The output $y_t = g(h_t, x_t)$ of the cell at a state and the same step's input.
+
+        ``step(x_t, h_prev)`` returns ``(readout(x_t, h_t), h_t)`` with $h_t$ the new state, so
+        this is the output map alone: e.g. $y_t = \mathrm{Re}(C h_t) + D x_t$ for the linear
+        cells, the spikes of the state for :class:`~recurrent_params.ALIF`. The argument order
+        is ``step``'s: input first, then state.
+
+        Args:
+            x_t: ``(batch, d_input)`` input at this step.
+            state: ``(batch, d_state)`` state after this step's update (complex for complex
+                cells).
+
+        Returns:
+            ``(batch, d_output)`` real output.
+
+        Raises:
+            ValueError: wrong shapes, a missing state, or a device mismatch.
+            TypeError: wrong dtypes.
+
+        Examples:
+            >>> import torch
+            >>> from recurrent_params import DenseRNN, assign_
+            >>> cell = DenseRNN(1, 1, 1)
+            >>> for name, v in zip("ABCD", (0.5, 1.0, 3.0, 2.0)):
+            ...     assign_(cell, name, torch.tensor([[v]]))
+            >>> cell.readout(torch.tensor([[1.0]]), torch.tensor([[2.0]]))  # C h + D x
+            tensor([[8.]], grad_fn=<AddBackward0>)
+        """
+        self._check_input(x_t, sequence=False)
+        if state is None:
+            raise ValueError(f"{self._name}: readout needs a state (batch, {self.d_state}), "
+                             "got None")
+        state = self._check_state(state, x_t.shape[0])
+        return self._readout(x_t, state)
+
     def impulse_response(self, length: int) -> torch.Tensor:
         r"""The cell's output kernel: $y_t = \sum_{k=0}^{t} R_k x_{t-k}$ from a zero state.
 
@@ -204,6 +247,9 @@ class RecurrentCell(ComplexSafeModule):
         raise NotImplementedError
 
     def _step(self, x_t, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _readout(self, x_t, state):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def extra_repr(self) -> str:

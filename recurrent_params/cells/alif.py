@@ -186,8 +186,8 @@ class ALIF(RecurrentCell):
             z = z * (r.detach() == 0).to(z.dtype)
         return z
 
-    def readout(self, x_t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """The layer's output at a state: its spikes (``x_t`` is not used)."""
+    def _readout(self, x_t, state):
+        # the layer's output at a state is its spikes (x_t is not used)
         return self.spikes(state)
 
     # -- the recurrence -----------------------------------------------------------------------
@@ -256,7 +256,7 @@ class ALIF(RecurrentCell):
 
     def _step(self, x_t, state):
         new = self._update(x_t, state)
-        return self.spikes(new), new
+        return self._readout(x_t, new), new
 
     def _sequence(self, x, state):
         s = self.initial_state(x.shape[0]) if state is None else state  # (B, d_state)

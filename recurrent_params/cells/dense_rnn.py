@@ -92,7 +92,10 @@ class DenseRNN(RecurrentCell):
 
     def _step(self, x_t, state):
         h = state @ self.A.T + x_t @ self.B.T  # (B, N)
-        return h @ self.C.T + x_t @ self.D.T, h
+        return self._readout(x_t, h), h
+
+    def _readout(self, x_t, state):
+        return state @ self.C.T + x_t @ self.D.T  # (B, d_out)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", radius={self.radius}, mode={self.mode!r}"

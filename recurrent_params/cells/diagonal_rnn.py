@@ -151,7 +151,10 @@ class DiagonalRNN(RecurrentCell):
     def _step(self, x_t, state):
         lam, B = self._effective()
         h = lam * state + input_proj(x_t, B)  # (B, N)
-        return real_output(h, self.C) + x_t @ self.D.T, h
+        return self._readout(x_t, h), h
+
+    def _readout(self, x_t, state):
+        return real_output(state, self.C) + x_t @ self.D.T  # (B, d_out)
 
     def extra_repr(self) -> str:
         return (

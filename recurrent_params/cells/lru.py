@@ -134,7 +134,10 @@ class LRU(RecurrentCell):
 
     def _step(self, x_t, state):
         h = self.lam * state + input_proj(x_t, self.B)  # (B, N)
-        return real_output(h, self.C) + self.D * x_t, h
+        return self._readout(x_t, h), h
+
+    def _readout(self, x_t, state):
+        return real_output(state, self.C) + self.D * x_t  # (B, H)
 
     def extra_repr(self) -> str:
         return (

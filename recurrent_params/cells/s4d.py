@@ -212,8 +212,7 @@ class S4D(RecurrentCell):
         if self.mode == "scan":
             u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, -1)  # (B, L, H N)
             h = linear_scan(lam.reshape(-1), u, state)  # (B, L, H N)
-            hv = h.reshape(Bsz, L, H, self.n_modes)
-            y = 2 * (hv.real * C.real - hv.imag * C.imag).sum(-1) + self.D * x  # (B, L, H)
+            y = _modal_output(h.reshape(Bsz, L, H, self.n_modes), C) + self.D * x  # (B, L, H)
             return y, h[:, -1]
         K = 2 * _power_sum(C * dB, lam, L).real  # (H, L)
         y = causal_conv(x, K.T) + self.D * x  # (B, L, H), depthwise
@@ -230,14 +229,24 @@ class S4D(RecurrentCell):
         lam, dB = self.discretize()
         Bsz = x_t.shape[0]
         h = lam * state.reshape(Bsz, self.d_model, self.n_modes) + dB * x_t.unsqueeze(-1)
-        y = 2 * (h.real * self.C.real - h.imag * self.C.imag).sum(-1) + self.D * x_t
-        return y, h.reshape(Bsz, -1)
+        h = h.reshape(Bsz, -1)  # (B, H N)
+        return self._readout(x_t, h), h
+
+    def _readout(self, x_t, state):
+        h = state.reshape(*state.shape[:-1], self.d_model, self.n_modes)  # (B, H, N)
+        return _modal_output(h, self.C) + self.D * x_t  # (B, H)
 
     def extra_repr(self) -> str:
         return (
             f"d_model={self.d_model}, n_modes={self.n_modes}, d_state={self.d_state}, "
             f"init={self.init!r}, mode={self.mode!r}"
         )
+
+
+def _modal_output(h: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    r"""$2\,\mathrm{Re}\sum_n C_{hn} h_{hn}$ per channel: ``h (..., H, N)`` -> ``(..., H)``
+    (the conjugate modes are implicit, hence the factor 2)."""
+    return 2 * (h.real * C.real - h.imag * C.imag).sum(-1)
 
 
 def _blocks(length: int) -> tuple[int, int]:

@@ -40,6 +40,7 @@ from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments.lag_gram import kernel_half_mse, lag_gram
 from recurrent_params.experiments.sweep import sweep
 from recurrent_params.experiments.teacher import make_teacher, remap_magnitudes, teacher_data
+from recurrent_params.seeding import mix_seed
 
 HELP = (
     "Teacher-student task of the curse-of-memory paper (arXiv 2405.21064, Fig. 3), as the "
@@ -361,11 +362,11 @@ def train_stack(
     pairs = [(seed, lr) for seed in seeds for lr in lrs]
     models = []
     for seed, _ in pairs:
-        torch.manual_seed(base_seed * 100_003 + seed)
+        torch.manual_seed(mix_seed(seed, run=base_seed))
         cell = STUDENTS[name](d_state, nu0).to(device=teacher.A.device, dtype=teacher.dtype)
         models.append(_set_mode(cell, mode))
     trainer = StackedTrainer(models, [lr for _, lr in pairs], total_steps=steps, eta_min=1e-7)
-    gens = [torch.Generator().manual_seed(base_seed * 100_003 + 7919 * (seed + 1))
+    gens = [torch.Generator().manual_seed(mix_seed(0, run=base_seed, step=seed + 1))
             for seed in seeds]
     index = torch.tensor([seeds.index(seed) for seed, _ in pairs], device=teacher.A.device)
     n = len(pairs)
@@ -421,7 +422,7 @@ def train_stack(
         if step % every == 0 or step == steps - 1:
             for i, v in enumerate(losses.tolist()):
                 curves[i].append(v if diverged_at[i] is None else math.inf)
-    gen = torch.Generator().manual_seed(10**6 + base_seed)
+    gen = torch.Generator().manual_seed(mix_seed(base_seed, stream=1))
     x, y = teacher_data(teacher, test_size, length, generator=gen)
     with torch.no_grad():
         test = trainer.call(lambda m, a, b: half_mse(m(a)[0], b), x, y).double().cpu()
