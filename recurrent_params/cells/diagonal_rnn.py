@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._base import RecurrentCell, check_positive_ints, normal, ring_init
 from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
@@ -104,9 +104,9 @@ class DiagonalRNN(RecurrentCell):
     ):
         super().__init__()
         self.mode = mode
-        for name, v in (("d_input", d_input), ("d_state", d_state), ("d_output", d_output)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"DiagonalRNN: expected {name} a positive int, got {v!r}")
+        check_positive_ints("DiagonalRNN", d_input=d_input, d_state=d_state, d_output=d_output)
+        if not isinstance(complex, bool):
+            raise TypeError(f"DiagonalRNN: expected complex a bool, got {complex!r}")
         if normalization not in _NORMS:
             raise ValueError(
                 f"DiagonalRNN: normalization must be one of {_NORMS}, got {normalization!r}"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._base import RecurrentCell, check_positive_ints, normal, ring_init
 from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
@@ -90,9 +90,7 @@ class LRU(RecurrentCell):
     ):
         super().__init__()
         self.mode = mode
-        for name, v in (("d_model", d_model), ("d_state", d_state)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"LRU: expected {name} a positive int, got {v!r}")
+        check_positive_ints("LRU", d_model=d_model, d_state=d_state)
         if normalization not in _NORMS:
             raise ValueError(f"LRU: normalization must be one of {_NORMS}, got {normalization!r}")
         if isinstance(parametrization, str):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell
+from recurrent_params.cells._base import RecurrentCell, check_number, check_positive_ints
 from recurrent_params.cells._conv import causal_conv
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
@@ -131,14 +131,14 @@ class S4D(RecurrentCell):
         parametrization: str | None = "zoh",
     ):
         super().__init__()
-        for name, v in (("d_model", d_model), ("n_modes", n_modes)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"S4D: expected {name} a positive int, got {v!r}")
+        check_positive_ints("S4D", d_model=d_model, n_modes=n_modes)
         if init not in _INITS:
             raise ValueError(f"S4D: init must be one of {_INITS}, got {init!r}")
         if parametrization not in ("zoh", None):
             raise ValueError(f"S4D: parametrization must be 'zoh' or None, got {parametrization!r}")
-        if not 0 < dt_min <= dt_max:
+        dt_min = check_number("S4D", "dt_min", dt_min, low=0.0, closed=False)
+        dt_max = check_number("S4D", "dt_max", dt_max, low=0.0, closed=False)
+        if not dt_min <= dt_max:
             raise ValueError(f"S4D: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         self.mode = mode
         self.d_model = self.d_input = self.d_output = d_model
@@ -210,7 +210,7 @@ class S4D(RecurrentCell):
         C = self.C
         Bsz, L, H = x.shape
         if self.mode == "scan":
-            u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, -1)  # (B, L, H N)
+            u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, self.d_state)  # (B, L, H N)
             h = linear_scan(lam.reshape(-1), u, state)  # (B, L, H N)
             hv = h.reshape(Bsz, L, H, self.n_modes)
             y = 2 * (hv.real * C.real - hv.imag * C.imag).sum(-1) + self.D * x  # (B, L, H)
@@ -224,14 +224,14 @@ class S4D(RecurrentCell):
             h0 = state.reshape(Bsz, H, self.n_modes)
             y = y + 2 * _power_sum(C * lam * h0, lam, L).real.transpose(1, 2)  # (B, L, H)
             last = last + lam ** L * h0
-        return y, last.reshape(Bsz, -1)
+        return y, last.reshape(Bsz, self.d_state)
 
     def _step(self, x_t, state):
         lam, dB = self.discretize()
         Bsz = x_t.shape[0]
         h = lam * state.reshape(Bsz, self.d_model, self.n_modes) + dB * x_t.unsqueeze(-1)
         y = 2 * (h.real * self.C.real - h.imag * self.C.imag).sum(-1) + self.D * x_t
-        return y, h.reshape(Bsz, -1)
+        return y, h.reshape(Bsz, self.d_state)
 
     def extra_repr(self) -> str:
         return (
