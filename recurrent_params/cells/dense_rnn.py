@@ -32,6 +32,13 @@ class DenseRNN(RecurrentCell):
     $O(B L N d_{in})$ for the last state; an initial state adds $C A^{t+1} h_0$ through
     $C A^k$ by doubling. Both agree to float precision; ``step`` runs the recurrence.
 
+    Non-finite input is not checked (NaN in, NaN out) but stays causal in every mode: a NaN
+    or inf at step $t$ of a sequence makes that sequence's outputs NaN/inf from step $t$ on
+    (and its last state), and nothing before $t$ or in other sequences. ``mode="fft"`` would
+    spread it over the whole sequence, so it detects non-finite input (one
+    ``isfinite().all()`` per call) and runs the sequences holding it on the scan: their
+    outputs equal ``mode="scan"``'s.
+
     Args:
         d_input: input features.
         d_state: hidden size $N$.
