@@ -48,6 +48,11 @@ def assign_(module: nn.Module, name: str, value: torch.Tensor) -> None:
             f"cannot assign {name!r}: expected shape {tuple(current.shape)}, "
             f"got {tuple(value.shape)}"
         )
+    if value.is_complex() and not current.is_complex():
+        raise ValueError(
+            f"cannot assign {name!r}: it is real ({current.dtype}) and the value is complex "
+            f"({value.dtype}); the imaginary part would be dropped"
+        )
     if parametrize.is_parametrized(module, name):
         setattr(module, name, value.to(device=current.device))
     else:

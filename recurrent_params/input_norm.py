@@ -28,7 +28,12 @@ def _squared_magnitude(lam: torch.Tensor) -> torch.Tensor:
 
 
 def _check_rho(rho: float) -> float:
-    rho = float(rho)
+    try:
+        rho = float(rho)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"rho (input autocorrelation) must be a number in (-1, 1), got {rho!r}"
+        ) from err
     if not -1.0 < rho < 1.0 or math.isnan(rho):
         raise ValueError(f"rho (input autocorrelation) must lie in (-1, 1), got {rho}")
     return rho
@@ -65,6 +70,8 @@ def input_gamma(
         >>> input_gamma(torch.tensor([0.5]), "correlated", rho=0.5)  # sqrt(0.75 * 0.75 / 1.25)
         tensor([0.6708])
     """
+    if not isinstance(lam, torch.Tensor):
+        raise TypeError(f"input_gamma: lam must be a tensor, got {type(lam).__name__}")
     if kind in _LEARNED_KINDS:
         raise ValueError(
             f"input_gamma: {kind!r} needs parameters; use InputNorm({kind!r}, lam=...)"
@@ -271,6 +278,17 @@ def normalize_input(
     lam = getattr(module, eig_name, None)
     if not isinstance(lam, torch.Tensor):
         raise ValueError(f"normalize_input: {type(module).__name__} has no tensor {eig_name!r}")
+    target = getattr(module, tensor_name, None)
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(
+            f"normalize_input: {type(module).__name__} has no tensor {tensor_name!r} to normalise"
+        )
+    if isinstance(state_dim, bool) or not isinstance(state_dim, int) or \
+            not -target.dim() <= state_dim < target.dim():
+        raise ValueError(
+            f"normalize_input: state_dim must be an int in [{-target.dim()}, {target.dim()}) "
+            f"for {tensor_name!r} of shape {tuple(target.shape)}, got {state_dim!r}"
+        )
     if parametrize.is_parametrized(module, tensor_name):
         held = [p for p in module.parametrizations[tensor_name] if isinstance(p, InputNorm)]
         if held:

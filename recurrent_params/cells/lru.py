@@ -107,6 +107,11 @@ class LRU(RecurrentCell):
                     f"LRU: parametrization must be 'exp', None or a module, got {parametrization!r}"
                 )
             parametrization = ExpMag(phase="exp")
+        elif parametrization is not None and not isinstance(parametrization, nn.Module):
+            raise TypeError(
+                "LRU: parametrization must be 'exp', None or an nn.Module, got "
+                f"{type(parametrization).__name__}"
+            )
         self.d_model = self.d_input = self.d_output = d_model
         self.d_state = d_state
         self.is_complex = True

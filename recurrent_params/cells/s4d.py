@@ -207,6 +207,8 @@ class S4D(RecurrentCell):
 
     def kernel(self, length: int) -> torch.Tensor:
         """Kernel $K_l = 2\\,\\mathrm{Re}\\sum_n C_n \\bar B_n \\lambda_n^l$, ``(H, length)``."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"S4D: expected length a positive int, got {length!r}")
         lam, dB = self.discretize()
         return 2 * _power_sum(self.C * dB, lam, length).real  # (H, L)
 
