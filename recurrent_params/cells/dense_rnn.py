@@ -32,12 +32,9 @@ class DenseRNN(RecurrentCell):
     $O(B L N d_{in})$ for the last state; an initial state adds $C A^{t+1} h_0$ through
     $C A^k$ by doubling. Both agree to float precision; ``step`` runs the recurrence.
 
-    Non-finite input is not checked (NaN in, NaN out) but stays causal in every mode: a NaN
-    or inf at step $t$ of a sequence makes that sequence's outputs NaN/inf from step $t$ on
-    (and its last state), and nothing before $t$ or in other sequences. ``mode="fft"`` would
-    spread it over the whole sequence, so it detects non-finite input (one
-    ``isfinite().all()`` per call) and runs the sequences holding it on the scan: their
-    outputs equal ``mode="scan"``'s.
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
 
     Args:
         d_input: input features.

@@ -68,12 +68,10 @@ class S4D(RecurrentCell):
     convolution and step modes do not); an initial state enters the FFT mode through the
     closed form $2\,\mathrm{Re}\sum_n C_n \lambda_n^{t+1} h_{0,n}$.
 
-    Non-finite input is not checked (NaN in, NaN out) but stays causal in every mode: a NaN
-    or inf at step $t$ of a sequence makes that sequence's outputs NaN/inf from step $t$ on
-    (and its last state), and nothing before $t$ or in other sequences. ``mode="fft"`` would
-    spread it over the whole sequence, so it detects non-finite input (one
-    ``isfinite().all()`` per call) and runs the sequences holding it on the scan: their
-    outputs equal ``mode="scan"``'s. Runs in float32 or float64 only (``.half()`` and
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
+    Runs in float32 or float64 only (``.half()`` and
     ``bfloat16`` are a ``TypeError``: the state is complex).
 
     ``lam`` (the discrete eigenvalues, flattened channel-major to ``(d_model * n_modes,)``,
