@@ -306,3 +306,19 @@ def test_fft_nonfinite_check_is_skipped_inside_vmap_over_inputs():
     y = torch.func.vmap(lambda xi: cell(xi)[0])(x)
     for i in range(4):
         torch.testing.assert_close(y[i], cell(x[i])[0], **TOL)
+
+
+def test_fft_overflowing_sum_of_finite_input_stays_on_the_fft():
+    # the cheap check (a finite sum) fails on finite input whose sum overflows: the row check
+    # then finds no bad sequence and the FFT runs as usual
+    torch.manual_seed(0)
+    cell = DenseRNN(1, 3, 1, mode="fft")
+    x = torch.full((20, 2, 1), 1e37)  # finite in float32, sum 4e38 = inf
+    assert torch.isfinite(x).all() and not torch.isfinite(x.sum())
+    cell.mode = "scan"
+    y_scan, _ = cell(x)
+    cell.mode = "fft"
+    cell._scan_on = lambda *a: pytest.fail("finite input was sent to the scan")
+    y, _ = cell(x)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, y_scan, rtol=1e-4, atol=0)
