@@ -218,7 +218,8 @@ def test_constructor_errors():
 @pytest.mark.parametrize("name", ["dense", "diag-complex", "lru", "lru-fft", "s4d-lin-fft"])
 def test_torch_compile(name):
     # the diagonal cells graph-break around linear_scan (torch.compiler.disable); S4D in FFT
-    # mode compiles into one graph; the LRU in FFT mode compiles too
+    # mode compiles into two graphs, split at the input's non-finite check; the LRU in FFT
+    # mode compiles too
     cell = CELLS[name][0]()
     x = torch.randn(2, 6, D_IN)
     compiled = torch.compile(cell)
