@@ -26,7 +26,10 @@ def all_finite(x: torch.Tensor) -> bool:
     """Whether every entry of ``x`` is finite: one ``isfinite().all()`` reduction.
 
     Inside a ``torch.func`` transform that batches ``x`` (``vmap``) a data-dependent check
-    cannot run; there it answers ``True`` (the caller's fast path)."""
+    cannot run, and a meta tensor has no data; there it answers ``True`` (the caller's fast
+    path)."""
+    if x.is_meta:
+        return True
     try:
         return bool(torch.isfinite(x).all())
     except RuntimeError:

@@ -7,6 +7,7 @@ from torch import nn
 
 from optim.stacked import StackedTrainer
 from recurrent_params import (
+    ALIF,
     LRU,
     S4D,
     DenseRNN,
@@ -32,7 +33,7 @@ _FFT_CELLS = {
     "dense_rnn": lambda: DenseRNN(2, 4, 2, mode="fft"),
 }
 _COMPLEX_CELLS = {k: _FFT_CELLS[k] for k in ("s4d", "lru", "diagonal_rnn")}
-_ALL_CELLS = dict(_FFT_CELLS)
+_ALL_CELLS = {**_FFT_CELLS, "alif": lambda: ALIF(2, 4)}
 
 
 def _fft_nonfinite(make, bad):
@@ -231,6 +232,19 @@ CASES: list = [
             torch.zeros(3, 2), torch.zeros(2, 1)), match=r"expected state of shape \(3, ")
         for name, make in _ALL_CELLS.items()
     ],
+    *[
+        Case(f"{name}-forward-wrong-device", lambda make=make: make()(
+            torch.zeros(3, 5, 2, device="meta")), match="expected input on cpu, got meta")
+        for name, make in _ALL_CELLS.items()
+    ],
+    *[
+        Case(f"{name}-step-wrong-device", lambda make=make: make().step(
+            torch.zeros(3, 2, device="meta")), match="expected input on cpu, got meta")
+        for name, make in _ALL_CELLS.items()
+    ],
+    Case("linear_scan-devices-differ", lambda: linear_scan(torch.ones(1, device="meta"),
+                                                           torch.ones(2, 3, 1)),
+         match="lam is on meta but u is on cpu"),
     Case("lru-step-state-real", lambda: LRU(2, 4).step(torch.zeros(3, 2), torch.zeros(3, 4)),
          raises=TypeError, match="expected state dtype torch.complex64, got torch.float32"),
     Case("linear_scan-u-2d", lambda: linear_scan(torch.ones(2), torch.ones(3, 2)),
