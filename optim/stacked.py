@@ -121,8 +121,12 @@ class StackedTrainer:
             raise ValueError(f"StackedTrainer: {len(models)} models but {lrs.numel()} lrs")
         if not bool((lrs > 0).all() and torch.isfinite(lrs).all()):
             raise ValueError(f"StackedTrainer: learning rates must be positive, got {lrs}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0:
-            raise ValueError(f"StackedTrainer: bad betas {betas} or eps {eps}")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or not 0 <= eps < math.inf:
+            raise ValueError(f"StackedTrainer: expected betas in [0, 1) and eps a finite "
+                             f"number >= 0, got betas {betas}, eps {eps}")
+        if not 0 <= eta_min < math.inf:
+            raise ValueError(f"StackedTrainer: expected eta_min a finite number >= 0, got "
+                             f"{eta_min}")
         self.params = self._stack(models, "named_parameters", grad=True)
         self.buffers = self._stack(models, "named_buffers", grad=False)
         self.template = copy.deepcopy(models[0])
@@ -206,6 +210,7 @@ class StackedTrainer:
         Returns:
             The ``(S,)`` losses before the step (detached).
         """
+        active = self._check_active(active)
         n = len(args)
         dims = tuple(in_dims) if in_dims is not None else (None,) * (n + (target is not None))
 
@@ -231,8 +236,7 @@ class StackedTrainer:
         t = self.step_count
         bc1 = 1 - b1**t
         bc2_sqrt = math.sqrt(1 - b2**t)
-        if active is not None:
-            active = active.to(torch.bool).flatten()
+        active = self._check_active(active)
         for k, p in self.params.items():
             g = grads.get(k)
             if g is None:
@@ -253,6 +257,24 @@ class StackedTrainer:
             m.copy_(m_new)
             v.copy_(v_new)
             pr.sub_(update)
+
+    def _check_active(self, active) -> torch.Tensor | None:
+        """``active`` as a ``(S,)`` bool tensor, or a clear error."""
+        if active is None:
+            return None
+        if not isinstance(active, torch.Tensor):
+            try:
+                active = torch.as_tensor(active)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(f"StackedTrainer: active must be a ({self.n_models},) bool "
+                                f"tensor, got {type(active).__name__}") from err
+        if active.is_floating_point() or active.is_complex():
+            raise TypeError(f"StackedTrainer: active must be a ({self.n_models},) bool tensor "
+                            f"(one flag per model), got dtype {active.dtype}")
+        if active.numel() != self.n_models:
+            raise ValueError(f"StackedTrainer: active must have one flag per model, shape "
+                             f"({self.n_models},), got shape {tuple(active.shape)}")
+        return active.to(torch.bool).flatten()
 
     def model(self, index: int) -> nn.Module:
         """A fresh module holding model ``index``'s current values."""

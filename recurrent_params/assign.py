@@ -23,7 +23,10 @@ def assign_(module: nn.Module, name: str, value: torch.Tensor) -> None:
         value: the new value; its shape must match the current one.
 
     Raises:
-        ValueError: if the shapes differ or ``name`` is not a tensor of ``module``.
+        TypeError: ``value`` is not a tensor.
+        ValueError: if the shapes differ or ``name`` is not a tensor of ``module``, or the
+            parametrization cannot reach ``value`` (e.g. an input matrix ``B`` normalised by
+            $\\gamma(\\lambda) = 0$ at $|\\lambda| = 1$).
 
     Examples:
         >>> import torch
@@ -35,10 +38,20 @@ def assign_(module: nn.Module, name: str, value: torch.Tensor) -> None:
     current = getattr(module, name, None)
     if not isinstance(current, torch.Tensor):
         raise ValueError(f"{type(module).__name__} has no tensor named {name!r}")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"cannot assign {name!r}: expected a tensor of shape {tuple(current.shape)}, "
+            f"got {type(value).__name__}"
+        )
     if current.shape != value.shape:
         raise ValueError(
             f"cannot assign {name!r}: expected shape {tuple(current.shape)}, "
             f"got {tuple(value.shape)}"
+        )
+    if value.is_complex() and not current.is_complex():
+        raise ValueError(
+            f"cannot assign {name!r}: it is real ({current.dtype}) and the value is complex "
+            f"({value.dtype}); the imaginary part would be dropped"
         )
     if parametrize.is_parametrized(module, name):
         setattr(module, name, value.to(device=current.device))

@@ -28,7 +28,12 @@ def _squared_magnitude(lam: torch.Tensor) -> torch.Tensor:
 
 
 def _check_rho(rho: float) -> float:
-    rho = float(rho)
+    try:
+        rho = float(rho)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"rho (input autocorrelation) must be a number in (-1, 1), got {rho!r}"
+        ) from err
     if not -1.0 < rho < 1.0 or math.isnan(rho):
         raise ValueError(f"rho (input autocorrelation) must lie in (-1, 1), got {rho}")
     return rho
@@ -65,6 +70,8 @@ def input_gamma(
         >>> input_gamma(torch.tensor([0.5]), "correlated", rho=0.5)  # sqrt(0.75 * 0.75 / 1.25)
         tensor([0.6708])
     """
+    if not isinstance(lam, torch.Tensor):
+        raise TypeError(f"input_gamma: lam must be a tensor, got {type(lam).__name__}")
     if kind in _LEARNED_KINDS:
         raise ValueError(
             f"input_gamma: {kind!r} needs parameters; use InputNorm({kind!r}, lam=...)"
@@ -202,11 +209,26 @@ class InputNorm(nn.Module):
         return self._broadcast_gamma(B) * B
 
     def right_inverse(self, B: torch.Tensor) -> torch.Tensor:
-        """Stored matrix whose normalised value is ``B`` (identity while registering)."""
+        """Stored matrix whose normalised value is ``B`` (identity while registering).
+
+        Raises:
+            ValueError: $\\gamma(\\lambda)$ is 0 or not finite for some eigenvalue (e.g.
+                $|\\lambda| = 1$ with ``"iid"``): no stored matrix gives that effective ``B``.
+        """
         if self._registering:
             return B
         with torch.no_grad():
-            return B / self._broadcast_gamma(B)
+            g = self._broadcast_gamma(B)
+            bad = (g == 0) | ~torch.isfinite(g)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"InputNorm({self.kind!r}): cannot set the effective input matrix: "
+                    f"gamma({self.eig_name}) is 0 or not finite for "
+                    f"{int(bad.sum())} of {g.numel()} eigenvalues (|{self.eig_name}| = 1 gives "
+                    "gamma = 0 for 'iid' and 'l1'), so no stored matrix has that value; move "
+                    f"{self.eig_name} inside the unit disk first"
+                )
+            return B / g
 
     def extra_repr(self) -> str:
         text = f"kind={self.kind!r}, eig_name={self.eig_name!r}, state_dim={self.state_dim}"
@@ -240,6 +262,10 @@ def normalize_input(
         state_dim: the dimension of the input matrix that indexes the state (rows by default).
         keep_value: keep the effective value instead of the stored one.
 
+    Raises:
+        ValueError: ``module`` has no tensor ``eig_name``, or ``module.<tensor_name>`` already
+            carries an :class:`InputNorm` (a second one would multiply by $\gamma$ twice).
+
     Examples:
         >>> import torch
         >>> m = torch.nn.Module()
@@ -252,6 +278,27 @@ def normalize_input(
     lam = getattr(module, eig_name, None)
     if not isinstance(lam, torch.Tensor):
         raise ValueError(f"normalize_input: {type(module).__name__} has no tensor {eig_name!r}")
+    target = getattr(module, tensor_name, None)
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(
+            f"normalize_input: {type(module).__name__} has no tensor {tensor_name!r} to normalise"
+        )
+    if isinstance(state_dim, bool) or not isinstance(state_dim, int) or \
+            not -target.dim() <= state_dim < target.dim():
+        raise ValueError(
+            f"normalize_input: state_dim must be an int in [{-target.dim()}, {target.dim()}) "
+            f"for {tensor_name!r} of shape {tuple(target.shape)}, got {state_dim!r}"
+        )
+    if parametrize.is_parametrized(module, tensor_name):
+        held = [p for p in module.parametrizations[tensor_name] if isinstance(p, InputNorm)]
+        if held:
+            owner = type(module).__name__.removeprefix("Parametrized")
+            raise ValueError(
+                f"normalize_input: {owner}.{tensor_name} is already normalised by "
+                f"InputNorm(kind={held[0].kind!r}); a second InputNorm would multiply it by "
+                "gamma twice. Build the cell with normalization=None to choose gamma yourself, "
+                f"or call parametrize.remove_parametrizations(module, {tensor_name!r}) first"
+            )
     norm = InputNorm(kind, rho=rho, lam=lam.detach() if kind in _LEARNED_KINDS else None)
     norm.to(device=lam.device, dtype=lam.real.dtype)
     object.__setattr__(norm, "_owner", module)

@@ -8,9 +8,55 @@ import torch
 
 from recurrent_params.complex_safe import ComplexSafeModule
 
-__all__ = ["MODES", "RecurrentCell", "ring_init"]
+__all__ = [
+    "MODES",
+    "RecurrentCell",
+    "all_finite",
+    "check_number",
+    "check_positive_ints",
+    "ring_init",
+]
 
 MODES = ("fft", "scan")  # how a linear time-invariant cell runs a sequence
+#: real dtypes a complex cell runs in (its state is complex64 / complex128).
+_COMPLEX_CELL_DTYPES = (torch.float32, torch.float64)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite: one ``isfinite().all()`` reduction.
+
+    Inside a ``torch.func`` transform that batches ``x`` (``vmap``) a data-dependent check
+    cannot run, and a meta tensor has no data; there it answers ``True`` (the caller's fast
+    path)."""
+    if x.is_meta:
+        return True
+    try:
+        return bool(torch.isfinite(x).all())
+    except RuntimeError:
+        if not torch._C._are_functorch_transforms_active():
+            raise
+        return True
+
+
+def check_positive_ints(owner: str, **values) -> None:
+    """Raise ``ValueError`` unless every value is an int >= 1 (``bool`` is not a size)."""
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{owner}: expected {name} a positive int, got {v!r}")
+
+
+def check_number(owner: str, name: str, value, *, low: float = -math.inf,
+                 closed: bool = True) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a finite real number ``>= low``
+    (``> low`` with ``closed=False``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (value >= low if closed else value > low)
+    if not ok:
+        rng = "" if low == -math.inf else f" {'>=' if closed else '>'} {low:g}"
+        raise ValueError(f"{owner}: expected {name} a finite number{rng}, got {value!r}")
+    return value
 
 
 def ring_init(
@@ -20,8 +66,7 @@ def ring_init(
     $\arg\lambda \sim U[0, \theta_{max}]$ (real: the magnitude only, positive)."""
     if not 0.0 <= r_min <= r_max <= 1.0:
         raise ValueError(f"expected 0 <= r_min <= r_max <= 1, got r_min={r_min}, r_max={r_max}")
-    if max_phase < 0:
-        raise ValueError(f"expected max_phase >= 0, got {max_phase}")
+    check_number("ring_init", "max_phase", max_phase, low=0.0)
     u = torch.rand(n, dtype=torch.float64)
     r = torch.sqrt(u * (r_max**2 - r_min**2) + r_min**2)  # (n,)
     r = r.clamp(1e-8, 1.0 - 1e-7)  # |lam| = 1 would make gamma zero; 0 has no ExpMag original
@@ -88,6 +133,19 @@ class RecurrentCell(ComplexSafeModule):
             return real
         return torch.complex128 if real == torch.float64 else torch.complex64
 
+    def _apply(self, fn, recurse=True):
+        # A complex cell has no half / bfloat16 form (no complex bfloat16, complex32 ops are
+        # missing on CPU): refuse the conversion up front, before any tensor is converted.
+        if getattr(self, "is_complex", False):
+            ref = self._reference()
+            probe = fn(torch.zeros(1, dtype=ref.dtype, device=ref.device))
+            if probe.is_floating_point() and probe.dtype not in _COMPLEX_CELL_DTYPES:
+                raise TypeError(
+                    f"{self._name}: a complex cell runs in float32 or float64 (complex64 / "
+                    f"complex128 state), got a conversion to {probe.dtype}"
+                )
+        return super()._apply(fn, recurse)
+
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """Zero state ``(batch_size, d_state)`` on the cell's device, in its state dtype."""
         ref = self._reference()
@@ -105,6 +163,12 @@ class RecurrentCell(ComplexSafeModule):
         expected = "(batch, length, d_input)" if sequence else "(batch, d_input)"
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a tensor {expected}, got {type(x).__name__}")
+        real = self.real_dtype
+        if self.is_complex and real not in _COMPLEX_CELL_DTYPES:
+            raise TypeError(
+                f"{name}: a complex cell runs in float32 or float64 (complex64 / complex128 "
+                f"state), but its parameters are {real}; call .float() or .double()"
+            )
         ndim = 3 if sequence else 2
         if x.dim() != ndim or x.shape[-1] != self.d_input:
             shape = "(batch, length, " if sequence else "(batch, "
@@ -144,13 +208,64 @@ class RecurrentCell(ComplexSafeModule):
 
         Returns:
             ``(y, last_state)``: outputs ``(batch, length, d_output)`` and the state after the
-            last step ``(batch, d_state)`` (pass it back in to continue the sequence).
+            last step ``(batch, d_state)`` (pass it back in to continue the sequence). An
+            empty batch gives empty outputs of these shapes.
+
+        Raises:
+            ValueError: a wrong shape or device, or a sequence of length 0.
+            TypeError: a wrong dtype, or a complex cell in a dtype other than float32/float64.
+
+        Non-finite input: the recurrence is causal, so a NaN or inf at step $t$ of a sequence
+        makes that sequence's outputs and states NaN/inf from step $t$ on and leaves the earlier
+        steps and the other sequences as they were. The FFT mode would smear it over the whole
+        sequence (the transform mixes all steps), so in ``mode="fft"`` one reduction per
+        call (the input's sum is finite) detects it and runs the sequences that hold a
+        non-finite value on the scan instead: their outputs equal ``mode="scan"``'s. (Inside
+        ``torch.func.vmap`` over the input the check cannot run and is skipped.)
         """
         self._check_input(x, sequence=True)
         state = self._check_state(state, x.shape[0])
         if x.shape[1] == 0:
-            raise ValueError(f"{self._name}: expected a sequence of length >= 1, got 0")
+            raise ValueError(
+                f"{self._name}: expected a sequence of length >= 1, got input of shape "
+                f"{tuple(x.shape)}"
+            )
+        # one reduction: a NaN/inf anywhere makes the sum non-finite (11x cheaper than
+        # isfinite().all(); a rare overflow of the sum alone is sorted out row by row)
+        if getattr(self, "_mode", "scan") == "fft" and (
+            x.shape[0] == 0 or not all_finite(x.detach().sum())
+        ):
+            return self._scan_nonfinite_rows(x, state)
         return self._sequence(x, state)
+
+    def _scan_on(self, x: torch.Tensor, state: torch.Tensor | None):
+        """``_sequence`` in scan mode (the mode is switched back afterwards)."""
+        mode, self._mode = self._mode, "scan"
+        try:
+            return self._sequence(x, state)
+        finally:
+            self._mode = mode
+
+    def _scan_nonfinite_rows(self, x: torch.Tensor, state: torch.Tensor | None):
+        """FFT mode's fallback: the sequences with a NaN/inf (and an empty batch) run on the
+        scan, the others on the FFT; the rows are put back in order."""
+        bad = ~torch.isfinite(x).flatten(1).all(1)  # (B,)
+        if x.shape[0] == 0 or bool(bad.all()):
+            return self._scan_on(x, state)
+        if not bool(bad.any()):  # every entry finite: only the sum overflowed
+            return self._sequence(x, state)
+        good = ~bad
+
+        def rows(t, m):
+            return None if t is None else t[m]
+
+        y_bad, h_bad = self._scan_on(x[bad], rows(state, bad))
+        y_good, h_good = self._sequence(x[good], rows(state, good))
+        y = y_good.new_zeros(x.shape[0], *y_good.shape[1:])
+        h = h_good.new_zeros(x.shape[0], *h_good.shape[1:])
+        y = y.index_put((good,), y_good).index_put((bad,), y_bad)  # (B, L, d_out)
+        h = h.index_put((good,), h_good).index_put((bad,), h_bad)  # (B, d_state)
+        return y, h
 
     def step(
         self, x_t: torch.Tensor, state: torch.Tensor | None = None

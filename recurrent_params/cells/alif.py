@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from recurrent_params.cells._base import RecurrentCell, normal
+from recurrent_params.cells._base import RecurrentCell, all_finite, normal
 from recurrent_params.cells.surrogates import Surrogate, make_surrogate
 
 __all__ = ["ALIF"]
@@ -193,11 +193,7 @@ class ALIF(RecurrentCell):
     # -- the recurrence -----------------------------------------------------------------------
 
     def _check_finite(self, x: torch.Tensor, what: str) -> None:
-        try:
-            finite = bool(torch.isfinite(x).all())
-        except RuntimeError:  # inside torch.func.vmap a data-dependent check cannot run
-            return
-        if not finite:
+        if not all_finite(x):  # skipped inside torch.func.vmap, where it cannot run
             raise ValueError(f"ALIF: {what} contains NaN or inf")
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None

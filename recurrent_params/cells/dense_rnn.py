@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from recurrent_params.cells._base import RecurrentCell, normal
+from recurrent_params.cells._base import RecurrentCell, check_number, check_positive_ints, normal
 from recurrent_params.cells._conv import dense_conv, dense_kernel
 
 __all__ = ["DenseRNN"]
@@ -32,11 +32,15 @@ class DenseRNN(RecurrentCell):
     $O(B L N d_{in})$ for the last state; an initial state adds $C A^{t+1} h_0$ through
     $C A^k$ by doubling. Both agree to float precision; ``step`` runs the recurrence.
 
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
+
     Args:
         d_input: input features.
         d_state: hidden size $N$.
         d_output: output features.
-        radius: scale of the initial $A$ (default 0.9).
+        radius: scale of the initial $A$ (default 0.9), a finite number >= 0.
         mode: ``"scan"`` or ``"fft"`` for ``forward`` (settable later: ``cell.mode``).
 
     References:
@@ -61,9 +65,8 @@ class DenseRNN(RecurrentCell):
     ):
         super().__init__()
         self.mode = mode
-        for name, v in (("d_input", d_input), ("d_state", d_state), ("d_output", d_output)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"DenseRNN: expected {name} a positive int, got {v!r}")
+        check_positive_ints("DenseRNN", d_input=d_input, d_state=d_state, d_output=d_output)
+        radius = check_number("DenseRNN", "radius", radius, low=0.0)
         self.d_input, self.d_state, self.d_output = d_input, d_state, d_output
         self.is_complex = False
         self.radius = radius

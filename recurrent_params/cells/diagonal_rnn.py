@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._base import RecurrentCell, check_positive_ints, normal, ring_init
 from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
@@ -61,6 +61,12 @@ class DiagonalRNN(RecurrentCell):
     [benchmarks](../benchmarks.md)). Both take gradients through ``lam``'s parametrization and
     $\gamma$; ``step`` runs the recurrence.
 
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
+    A complex cell runs in float32 or float64 only
+    (``.half()`` and ``bfloat16`` are a ``TypeError``).
+
     Args:
         d_input: input features.
         d_state: number of eigenvalues $N$.
@@ -104,9 +110,9 @@ class DiagonalRNN(RecurrentCell):
     ):
         super().__init__()
         self.mode = mode
-        for name, v in (("d_input", d_input), ("d_state", d_state), ("d_output", d_output)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"DiagonalRNN: expected {name} a positive int, got {v!r}")
+        check_positive_ints("DiagonalRNN", d_input=d_input, d_state=d_state, d_output=d_output)
+        if not isinstance(complex, bool):
+            raise TypeError(f"DiagonalRNN: expected complex a bool, got {complex!r}")
         if normalization not in _NORMS:
             raise ValueError(
                 f"DiagonalRNN: normalization must be one of {_NORMS}, got {normalization!r}"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell, normal, ring_init
+from recurrent_params.cells._base import RecurrentCell, check_positive_ints, normal, ring_init
 from recurrent_params.cells._conv import diagonal_conv, diagonal_kernel
 from recurrent_params.cells._ops import input_proj, real_output
 from recurrent_params.input_norm import InputNorm, normalize_input
@@ -47,6 +47,12 @@ class LRU(RecurrentCell):
     ``d_model=1``), slower when ``d_model`` is large (see the
     [benchmarks](../benchmarks.md)). Both agree to float precision, with gradients through
     ``ExpMag`` and the learned $\gamma$; ``step`` runs the recurrence.
+
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
+    Runs in float32 or float64 only (``.half()`` and
+    ``bfloat16`` are a ``TypeError``: the state is complex).
 
     Args:
         d_model: input and output features.
@@ -90,9 +96,7 @@ class LRU(RecurrentCell):
     ):
         super().__init__()
         self.mode = mode
-        for name, v in (("d_model", d_model), ("d_state", d_state)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"LRU: expected {name} a positive int, got {v!r}")
+        check_positive_ints("LRU", d_model=d_model, d_state=d_state)
         if normalization not in _NORMS:
             raise ValueError(f"LRU: normalization must be one of {_NORMS}, got {normalization!r}")
         if isinstance(parametrization, str):
@@ -101,6 +105,11 @@ class LRU(RecurrentCell):
                     f"LRU: parametrization must be 'exp', None or a module, got {parametrization!r}"
                 )
             parametrization = ExpMag(phase="exp")
+        elif parametrization is not None and not isinstance(parametrization, nn.Module):
+            raise TypeError(
+                "LRU: parametrization must be 'exp', None or an nn.Module, got "
+                f"{type(parametrization).__name__}"
+            )
         self.d_model = self.d_input = self.d_output = d_model
         self.d_state = d_state
         self.is_complex = True

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recurrent_params.cells._base import RecurrentCell
+from recurrent_params.cells._base import RecurrentCell, check_number, check_positive_ints
 from recurrent_params.cells._conv import causal_conv
 from recurrent_params.parametrizations import RealImag
 from recurrent_params.scan import linear_scan
@@ -67,6 +67,12 @@ class S4D(RecurrentCell):
     use the same $\lambda$ and $\bar B$ and agree to float precision (the reference code's
     convolution and step modes do not); an initial state enters the FFT mode through the
     closed form $2\,\mathrm{Re}\sum_n C_n \lambda_n^{t+1} h_{0,n}$.
+
+    NaN in, NaN out, causally in every mode: a NaN/inf at step $t$ of a sequence reaches
+    that sequence's outputs from $t$ on and nothing else (``mode="fft"`` runs such sequences
+    on the scan; see [non-finite input](../concepts/scan_and_cells.md#convolution-mode)).
+    Runs in float32 or float64 only (``.half()`` and
+    ``bfloat16`` are a ``TypeError``: the state is complex).
 
     ``lam`` (the discrete eigenvalues, flattened channel-major to ``(d_model * n_modes,)``,
     matching the state) is a parametrized tensor: its originals are ``log_A_real`` and
@@ -131,14 +137,14 @@ class S4D(RecurrentCell):
         parametrization: str | None = "zoh",
     ):
         super().__init__()
-        for name, v in (("d_model", d_model), ("n_modes", n_modes)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"S4D: expected {name} a positive int, got {v!r}")
+        check_positive_ints("S4D", d_model=d_model, n_modes=n_modes)
         if init not in _INITS:
             raise ValueError(f"S4D: init must be one of {_INITS}, got {init!r}")
         if parametrization not in ("zoh", None):
             raise ValueError(f"S4D: parametrization must be 'zoh' or None, got {parametrization!r}")
-        if not 0 < dt_min <= dt_max:
+        dt_min = check_number("S4D", "dt_min", dt_min, low=0.0, closed=False)
+        dt_max = check_number("S4D", "dt_max", dt_max, low=0.0, closed=False)
+        if not dt_min <= dt_max:
             raise ValueError(f"S4D: expected 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         self.mode = mode
         self.d_model = self.d_input = self.d_output = d_model
@@ -199,6 +205,8 @@ class S4D(RecurrentCell):
 
     def kernel(self, length: int) -> torch.Tensor:
         """Kernel $K_l = 2\\,\\mathrm{Re}\\sum_n C_n \\bar B_n \\lambda_n^l$, ``(H, length)``."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"S4D: expected length a positive int, got {length!r}")
         lam, dB = self.discretize()
         return 2 * _power_sum(self.C * dB, lam, length).real  # (H, L)
 
@@ -210,7 +218,7 @@ class S4D(RecurrentCell):
         C = self.C
         Bsz, L, H = x.shape
         if self.mode == "scan":
-            u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, -1)  # (B, L, H N)
+            u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, self.d_state)  # (B, L, H N)
             h = linear_scan(lam.reshape(-1), u, state)  # (B, L, H N)
             y = _modal_output(h.reshape(Bsz, L, H, self.n_modes), C) + self.D * x  # (B, L, H)
             return y, h[:, -1]
@@ -223,13 +231,13 @@ class S4D(RecurrentCell):
             h0 = state.reshape(Bsz, H, self.n_modes)
             y = y + 2 * _power_sum(C * lam * h0, lam, L).real.transpose(1, 2)  # (B, L, H)
             last = last + lam ** L * h0
-        return y, last.reshape(Bsz, -1)
+        return y, last.reshape(Bsz, self.d_state)
 
     def _step(self, x_t, state):
         lam, dB = self.discretize()
         Bsz = x_t.shape[0]
         h = lam * state.reshape(Bsz, self.d_model, self.n_modes) + dB * x_t.unsqueeze(-1)
-        h = h.reshape(Bsz, -1)  # (B, H N)
+        h = h.reshape(Bsz, self.d_state)  # (B, H N)
         return self._readout(x_t, h), h
 
     def _readout(self, x_t, state):

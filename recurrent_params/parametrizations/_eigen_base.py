@@ -68,6 +68,8 @@ class EigenParametrization(nn.Module):
         """Eigenvalues from the real original(s)."""
         name = type(self).__name__
         for t in (magnitude, angle):
+            if t is not None and not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} expects tensor originals, got {type(t).__name__}")
             if t is not None and not t.is_floating_point():
                 hint = (
                     " This usually means the tensor is already parametrized (parametrizations "

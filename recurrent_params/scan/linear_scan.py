@@ -56,6 +56,8 @@ def _check(lam: torch.Tensor, u: torch.Tensor, h0: torch.Tensor | None) -> torch
             f"linear_scan: lam must have shape ({d},) or {tuple(u.shape)} to match u, "
             f"got {tuple(lam.shape)}"
         )
+    if h0 is not None and not isinstance(h0, torch.Tensor):
+        raise TypeError(f"linear_scan: h0 must be a tensor or None, got {type(h0).__name__}")
     if h0 is not None and h0.shape != (B, d):
         raise ValueError(f"linear_scan: h0 must have shape ({B}, {d}), got {tuple(h0.shape)}")
     for name, t in (("lam", lam), ("u", u), ("h0", h0)):
@@ -268,11 +270,18 @@ def linear_scan(
             or ``"autograd"``.
 
     Returns:
-        ``(batch, length, d)`` states, in the promoted dtype of the inputs.
+        ``(batch, length, d)`` states, in the promoted dtype of the inputs. An empty batch or
+        length gives an empty result of that shape.
 
     Raises:
         ValueError: wrong shapes or mismatched devices (the message gives expected and received).
-        TypeError: integer or boolean inputs.
+        TypeError: non-tensor, integer or boolean inputs, or a ``reverse`` that is not a bool.
+
+    Non-finite values are not checked (NaN in, NaN out), and they travel only forward in
+    time, as the recurrence says: a NaN or inf in ``u`` at step $t$ turns the states of that
+    sequence and channel from step $t$ on (up to $t$ with ``reverse=True``) NaN/inf and leaves
+    every other state as it was; one in ``h0`` or in a shared ``lam`` reaches every state it
+    multiplies.
 
     References:
         Orvieto et al., "Resurrecting recurrent neural networks for long sequences",
@@ -288,6 +297,8 @@ def linear_scan(
     """
     if impl not in _IMPLS:
         raise ValueError(f"linear_scan: impl must be one of {_IMPLS}, got {impl!r}")
+    if not isinstance(reverse, bool):
+        raise TypeError(f"linear_scan: reverse must be a bool, got {reverse!r}")
     dtype = _check(lam, u, h0)
     lam, u = lam.to(dtype), u.to(dtype)
     h0 = None if h0 is None else h0.to(dtype)

@@ -98,3 +98,45 @@ def test_errors():
         StackedTrainer([nn.Linear(2, 1), nn.Linear(3, 1)], [1e-3, 1e-3], schedule="constant")
     with pytest.raises(ValueError, match="positive"):
         StackedTrainer([nn.Linear(2, 1)], [-1.0], schedule="constant")
+
+
+# -- bad arguments (issue 21) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "active, error, match",
+    [
+        (torch.tensor([True, False, True]), ValueError, r"one flag per model, shape \(2,\), got "
+                                                        r"shape \(3,\)"),
+        (torch.tensor([True]), ValueError, r"shape \(2,\), got shape \(1,\)"),
+        (torch.tensor([0.5, 1.0]), TypeError, "bool tensor .* got dtype torch.float32"),
+        ("yes", TypeError, "bool tensor, got str"),
+    ],
+)
+def test_active_of_the_wrong_length_or_type_is_a_clear_error(active, error, match):
+    trainer = StackedTrainer(_models("dense", 2), [1e-2, 1e-2], schedule="constant")
+    before = {k: v.detach().clone() for k, v in trainer.params.items()}
+    x = torch.randn(4, 5, 1, dtype=DT)
+    with pytest.raises(error, match=match):
+        trainer.step(lambda o: (o ** 2).mean(), x, active=active)
+    assert trainer.step_count == 0  # refused before anything moved
+    for k, v in trainer.params.items():
+        assert torch.equal(v, before[k])
+    grads = {k: torch.zeros_like(v) for k, v in trainer.params.items()}
+    with pytest.raises(error, match=match):
+        trainer.apply_gradients(grads, active=active)
+
+
+def test_active_as_a_list_of_bools_is_accepted():
+    trainer = StackedTrainer(_models("dense", 2), [1e-2, 1e-2], schedule="constant")
+    before = {k: v.detach().clone() for k, v in trainer.params.items()}
+    trainer.step(lambda o: (o ** 2).mean(), torch.randn(4, 5, 1, dtype=DT), active=[False, True])
+    for k, v in trainer.params.items():
+        assert torch.equal(v[0], before[k][0]) and not torch.equal(v[1], before[k][1])
+
+
+@pytest.mark.parametrize("kw", [dict(eps=float("nan")), dict(eps=float("inf")),
+                                dict(eta_min=float("nan")), dict(eta_min=-1.0)])
+def test_nonfinite_eps_and_eta_min_are_rejected(kw):
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        StackedTrainer(_models("dense", 1), [1e-2], schedule="constant", **kw)

@@ -218,7 +218,8 @@ def test_constructor_errors():
 @pytest.mark.parametrize("name", ["dense", "diag-complex", "lru", "lru-fft", "s4d-lin-fft"])
 def test_torch_compile(name):
     # the diagonal cells graph-break around linear_scan (torch.compiler.disable); S4D in FFT
-    # mode compiles into one graph; the LRU in FFT mode compiles too
+    # mode compiles into two graphs, split at the input's non-finite check; the LRU in FFT
+    # mode compiles too
     cell = CELLS[name][0]()
     x = torch.randn(2, 6, D_IN)
     compiled = torch.compile(cell)
@@ -293,3 +294,85 @@ def test_errors_name_the_cell_not_the_parametrized_subclass():
     assert type(cell).__name__ == "ParametrizedDiagonalRNN"
     with pytest.raises(ValueError, match=r"^DiagonalRNN: expected input of shape"):
         cell(torch.randn(2, 5, 3))
+
+
+# -- dtypes a cell runs in, and constructor settings (issue 21) --------------------------------
+
+COMPLEX_CELLS = {
+    "s4d": lambda: S4D(2, 3),
+    "lru": lambda: LRU(2, 3),
+    "diag-complex": lambda: DiagonalRNN(2, 3, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_CELLS))
+@pytest.mark.parametrize("convert", ["half", "bfloat16", "to"])
+def test_complex_cells_refuse_half_and_bfloat16_and_stay_usable(name, convert):
+    cell = COMPLEX_CELLS[name]()
+    before = {k: v.clone() for k, v in cell.state_dict().items()}
+    with pytest.raises(TypeError, match=r"float32 or float64.*torch\.(float16|bfloat16)"):
+        if convert == "to":
+            cell.to(torch.bfloat16)
+        else:
+            getattr(cell, convert)()
+    # refused before anything was converted: the cell is whole and still runs in float32
+    for k, v in cell.state_dict().items():
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
+    y, _ = cell(torch.randn(2, 4, 2))
+    assert y.dtype == torch.float32
+    cell.double()  # the supported conversions still work
+    assert cell(torch.randn(2, 4, 2, dtype=torch.float64))[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize("make", [lambda: DenseRNN(2, 3, 2), lambda: DiagonalRNN(2, 3, 2,
+                                                                             complex=False)])
+def test_real_cells_still_run_in_bfloat16(make):
+    torch.manual_seed(0)
+    cell = make()
+    x = torch.randn(2, 5, 2)
+    y32, _ = cell(x)
+    y, _ = cell.bfloat16()(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), y32, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda v: DenseRNN(2, 4, 2, radius=v), "radius a finite number >= 0"),
+        (lambda v: DiagonalRNN(2, 4, 2, max_phase=v), "max_phase a finite number >= 0"),
+        (lambda v: LRU(2, 4, max_phase=v), "max_phase a finite number >= 0"),
+        (lambda v: DiagonalRNN(2, 4, 2, r_min=v), "r_min"),
+        (lambda v: LRU(2, 4, r_max=v), "r_max"),
+        (lambda v: S4D(2, 4, dt_min=v), "dt_min a finite number > 0"),
+        (lambda v: S4D(2, 4, dt_max=v), "dt_max a finite number > 0"),
+    ],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_constructors_reject_nonfinite_and_negative_settings(make, match, value):
+    with pytest.raises(ValueError, match=match):
+        make(value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DenseRNN(2, True, 2),
+        lambda: DiagonalRNN(2, 3.0, 2),
+        lambda: LRU(True, 3),
+        lambda: S4D(2, n_modes=False),
+    ],
+)
+def test_sizes_must_be_ints_not_bools(make):
+    with pytest.raises(ValueError, match="a positive int"):
+        make()
+
+
+def test_diagonal_rnn_complex_flag_must_be_a_bool():
+    with pytest.raises(TypeError, match="complex a bool, got 'no'"):
+        DiagonalRNN(2, 3, 2, complex="no")
+
+
+def test_dense_rnn_radius_zero_is_allowed_and_exact():
+    cell = DenseRNN(2, 3, 2, radius=0)
+    assert torch.equal(cell.A, torch.zeros(3, 3))

@@ -238,3 +238,87 @@ def test_default_modes():
     assert LRU(1, 2).mode == "scan"
     assert DenseRNN(1, 2, 1).mode == "scan"
     assert S4D(1, 2).mode == "fft"
+
+
+# -- non-finite input: the FFT mode stays causal by running those sequences on the scan -------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_fft_mode_is_causal_on_nonfinite_input(cell, bad, with_h0):
+    x = torch.randn(3, 40, cell.d_input, dtype=torch.float64)
+    h0 = torch.randn(3, cell.d_state, dtype=cell.state_dtype) if with_h0 else None
+    xb = x.clone()
+    xb[0, 17, 0] = bad  # one entry of one sequence
+    with torch.no_grad():
+        y_scan, h_scan = _run(cell, "scan", xb, h0)
+        y_clean, h_clean = _run(cell, "fft", x, h0)
+        y, h = _run(cell, "fft", xb, h0)
+    # before the bad step: the clean output; the other sequences: the clean FFT output
+    torch.testing.assert_close(y[0, :17], y_clean[0, :17], **TOL)
+    torch.testing.assert_close(y[1:], y_clean[1:], rtol=0, atol=0)
+    torch.testing.assert_close(h[1:], h_clean[1:], rtol=0, atol=0)
+    # from the bad step on: exactly what the scan mode gives (NaN/inf where it has them)
+    assert not bool(torch.isfinite(y[0, 17:]).all())
+    torch.testing.assert_close(y, y_scan, equal_nan=True, **TOL)
+    torch.testing.assert_close(h, h_scan, equal_nan=True, **TOL)
+    assert cell.mode == "fft"  # the fallback leaves the mode as it was
+
+
+def test_fft_fallback_gradients_are_the_scan_modes():
+    torch.manual_seed(0)
+    cell = LRU(2, 4).double()
+    cell.mode = "fft"
+    x = torch.randn(2, 12, 2, dtype=torch.float64)
+    xb = x.clone()
+    xb[0, 6, 1] = float("nan")
+    y, _ = cell(xb)
+    y[:, :6].sum().backward()  # the steps before the NaN, in both sequences
+    g = {k: p.grad.clone() for k, p in cell.named_parameters()}
+    cell.zero_grad()
+    cell.mode = "scan"
+    cell(xb)[0][:, :6].sum().backward()
+    for k, p in cell.named_parameters():  # NaN where autograd multiplies 0 by the NaN input
+        torch.testing.assert_close(g[k], p.grad, equal_nan=True, **TOL, msg=k)
+
+
+@pytest.mark.parametrize("mode", ["fft", "scan"])
+def test_empty_batch_gives_empty_outputs(cell, mode):
+    cell.mode = mode
+    y, h = cell(torch.zeros(0, 7, cell.d_input, dtype=torch.float64))
+    assert y.shape == (0, 7, cell.d_output) and h.shape == (0, cell.d_state)
+    assert h.dtype == cell.state_dtype
+    y_t, h_t = cell.step(torch.zeros(0, cell.d_input, dtype=torch.float64))
+    assert y_t.shape == (0, cell.d_output) and h_t.shape == (0, cell.d_state)
+
+
+def test_zero_length_is_a_clear_error(cell):
+    cell.mode = "fft"
+    with pytest.raises(ValueError, match=r"length >= 1, got input of shape \(2, 0, "):
+        cell(torch.zeros(2, 0, cell.d_input, dtype=torch.float64))
+
+
+def test_fft_nonfinite_check_is_skipped_inside_vmap_over_inputs():
+    # vmap over the input: the data-dependent check cannot run; finite inputs are unaffected
+    torch.manual_seed(0)
+    cell = S4D(2, 3).double()
+    x = torch.randn(4, 3, 9, 2, dtype=torch.float64)
+    y = torch.func.vmap(lambda xi: cell(xi)[0])(x)
+    for i in range(4):
+        torch.testing.assert_close(y[i], cell(x[i])[0], **TOL)
+
+
+def test_fft_overflowing_sum_of_finite_input_stays_on_the_fft():
+    # the cheap check (a finite sum) fails on finite input whose sum overflows: the row check
+    # then finds no bad sequence and the FFT runs as usual
+    torch.manual_seed(0)
+    cell = DenseRNN(1, 3, 1, mode="fft")
+    x = torch.full((20, 2, 1), 1e37)  # finite in float32, sum 4e38 = inf
+    assert torch.isfinite(x).all() and not torch.isfinite(x.sum())
+    cell.mode = "scan"
+    y_scan, _ = cell(x)
+    cell.mode = "fft"
+    cell._scan_on = lambda *a: pytest.fail("finite input was sent to the scan")
+    y, _ = cell(x)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, y_scan, rtol=1e-4, atol=0)

@@ -198,3 +198,59 @@ def test_dtype_move_follows_the_module():
     m.double()
     assert m.B.dtype == torch.float64
     assert m.parametrizations.B[0].gamma_log.dtype == torch.float64
+
+
+# -- issue 21: a second InputNorm, and gamma = 0 ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["iid", "learned"])
+def test_normalize_input_twice_is_a_clear_error(kind):
+    from recurrent_params import DiagonalRNN
+
+    cell = DiagonalRNN(2, 3, 2, normalization=kind)
+    B = cell.B.detach().clone()
+    with pytest.raises(ValueError, match=rf"DiagonalRNN\.B is already normalised by "
+                                         rf"InputNorm\(kind='{kind}'\).*gamma twice"):
+        normalize_input(cell, "B", kind="iid")
+    torch.testing.assert_close(cell.B, B, rtol=0, atol=0)  # nothing was registered
+    assert sum(isinstance(p, InputNorm) for p in cell.parametrizations.B) == 1
+
+
+def test_normalize_input_on_a_plain_module_twice():
+    m = torch.nn.Module()
+    m.lam = torch.nn.Parameter(torch.tensor([0.6, 0.8]))
+    m.B = torch.nn.Parameter(torch.ones(2, 3))
+    normalize_input(m, "B")
+    with pytest.raises(ValueError, match="already normalised"):
+        normalize_input(m, "B", kind="l1")
+
+
+@pytest.mark.parametrize("kind", ["iid", "l1"])
+def test_setting_b_where_gamma_is_zero_is_a_clear_error(kind):
+    from recurrent_params import DiagonalRNN, assign_
+
+    cell = DiagonalRNN(1, 2, 1, complex=False, normalization=kind)
+    assign_(cell, "lam", torch.tensor([0.5, 1.0]))  # |lam| = 1: gamma = 0
+    stored = cell.parametrizations.B.original.detach().clone()
+    with pytest.raises(ValueError, match=r"gamma\(lam\) is 0 or not finite for 1 of 2"):
+        assign_(cell, "B", torch.ones(2, 1))
+    assert torch.equal(cell.parametrizations.B.original, stored)  # no NaN stored
+    assert torch.isfinite(cell.B).all()
+
+
+def test_setting_b_inside_the_disk_still_divides_by_gamma():
+    from recurrent_params import DiagonalRNN, assign_
+
+    cell = DiagonalRNN(1, 2, 1, complex=False, normalization="iid")
+    assign_(cell, "lam", torch.tensor([0.6, 0.8]))
+    assign_(cell, "B", torch.ones(2, 1))
+    torch.testing.assert_close(cell.parametrizations.B.original[:, 0],
+                               torch.tensor([1 / 0.8, 1 / 0.6]))
+    torch.testing.assert_close(cell.B, torch.ones(2, 1))
+
+
+def test_assign_wants_a_tensor():
+    from recurrent_params import DiagonalRNN, assign_
+
+    with pytest.raises(TypeError, match=r"expected a tensor of shape \(3,\), got list"):
+        assign_(DiagonalRNN(1, 3, 1), "lam", [0.5, 0.5, 0.5])

@@ -2,6 +2,7 @@
 
 import importlib
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -375,3 +376,48 @@ def test_output_cache_keeps_results_apart_and_can_be_switched_off(monkeypatch):
     assert h3.data_ptr() not in [e[0].data_ptr() for e in _alloc._cache]
     assert len(_alloc._cache) == 1  # only h1's buffer, still in use, stays
     torch.testing.assert_close(h3, kept)
+
+
+# -- non-finite values travel forward in time only (issue 21) -----------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_nonfinite_input_stays_causal(impl, dtype, bad, reverse):
+    g = torch.Generator().manual_seed(3)
+    lam = _lam((3,), dtype, generator=g)
+    u = torch.randn(2, 200, 3, dtype=torch.float64, generator=g).to(dtype)
+    ub = u.clone()
+    ub[0, 120, 1] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a parallel-scan fallback notice
+        clean = linear_scan(lam, u, impl=impl, reverse=reverse)
+        h = linear_scan(lam, ub, impl=impl, reverse=reverse)
+    ref = reference_scan(lam, ub.flip(1)).flip(1) if reverse else reference_scan(lam, ub)
+    before = slice(121, None) if reverse else slice(0, 120)
+    after = slice(0, 121) if reverse else slice(120, None)
+    torch.testing.assert_close(h[0, before, 1], clean[0, before, 1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h[:, :, [0, 2]], clean[:, :, [0, 2]], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h[1], clean[1], rtol=1e-12, atol=1e-12)
+    assert not torch.isfinite(h[0, after, 1]).any()
+    # the float64 loop has non-finite values at the same places (complex inf arithmetic may
+    # write inf or NaN into a part, differently per kernel) and the same finite ones
+    finite = torch.isfinite(h)
+    assert torch.equal(finite, torch.isfinite(ref))
+    torch.testing.assert_close(h[finite], ref[finite], rtol=1e-10, atol=1e-12)
+
+
+def test_bad_reverse_and_h0_are_clear_errors():
+    lam, u = torch.tensor([0.5]), torch.ones(2, 3, 1)
+    with pytest.raises(TypeError, match="reverse must be a bool, got 'yes'"):
+        linear_scan(lam, u, reverse="yes")
+    with pytest.raises(TypeError, match="h0 must be a tensor or None, got list"):
+        linear_scan(lam, u, [[0.0], [0.0]])
+
+
+def test_empty_batch_and_length_give_empty_states():
+    lam = torch.tensor([0.5, 0.25])
+    assert linear_scan(lam, torch.ones(0, 3, 2)).shape == (0, 3, 2)
+    assert linear_scan(lam, torch.ones(2, 0, 2)).shape == (2, 0, 2)
