@@ -134,10 +134,11 @@ def run(args: argparse.Namespace) -> dict:
             x, y = teacher_data(teacher, s["batch_size"], s["length"], generator=gen)
             loss = half_mse(model(x)[0], y)
             if not torch.isfinite(loss):
+                value = float(loss.detach())
                 raise RuntimeError(
-                    f"training of the {key} student diverged: its loss is {float(loss)} at "
-                    f"step {step + 1} of {s['steps']} with --lr {s['lr']:g}; the effective "
-                    "learning rates of a diverged optimiser mean nothing (try a smaller --lr)")
+                    f"training of the {key} student diverged: its loss is {value} at step "
+                    f"{step + 1} of {s['steps']} with --lr {s['lr']:g}; the effective learning "
+                    "rates of a diverged optimiser mean nothing (try a smaller --lr)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
