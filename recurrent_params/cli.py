@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prefix} {exc}", file=sys.stderr)
             return 1
         except OSError as exc:
-            where = exc.filename if exc.filename is not None else "a file"
-            print(f"{prefix} cannot write or read {where!s}: {exc.strerror or exc}",
+            where = repr(str(exc.filename)) if exc.filename is not None else "a file"
+            print(f"{prefix} cannot write or read {where} ({exc.strerror or exc})",
                   file=sys.stderr)
             return 1
     if args.out is not None and summary is not None:

@@ -31,6 +31,10 @@ CASES: list = [
             exit_codes=(2,)),
     CliCase("out-folder-cannot-be-created", ["memory", "--out", "/dev/null/results"],
             match=r"cannot create --out folder '/dev/null/results'", exit_codes=(1,)),
+    CliCase("plot-path-cannot-be-written",
+            ["memory", "--quick", "--threads", "1", "--lambdas", "0.5", "--batch-size", "64",
+             "--plot", "/dev/null/memory.png"],
+            match=r"cannot write or read '/dev/null'", exit_codes=(1,)),
     # memory
     CliCase("memory-batch-size-zero", ["memory", "--batch-size", "0"],
             match=r"--batch-size.*>= 1, got '0'", exit_codes=(2,)),
