@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -76,6 +77,13 @@ def _step_of(state: dict) -> int:
     return int(step.item()) if isinstance(step, torch.Tensor) else int(step)
 
 
+def _optimizer_step(optimizer: torch.optim.Optimizer) -> int:
+    """The optimiser's own step count: the largest ``state[p]["step"]`` over its parameters
+    (0 before the first step, and for optimisers that keep no step count)."""
+    return max((_step_of(optimizer.state[p]) for g in optimizer.param_groups
+                for p in g["params"] if p in optimizer.state), default=0)
+
+
 def _lr(group: dict) -> float:
     lr = group["lr"]
     return float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)
@@ -106,18 +114,25 @@ def _adam(opt, group, state, t):
     return _lr(group) / (1 - b1**t) / (v.sqrt() / math.sqrt(1 - b2**t) + group["eps"]), "adaptive"
 
 
+def _flag(opt, group, name: str, default: bool) -> bool:
+    """A switch kept in the parameter group (``optim.AdaBelief``) or on the optimiser
+    (adabelief-pytorch)."""
+    return bool(group[name]) if name in group else bool(getattr(opt, name, default))
+
+
 def _adabelief_pytorch(opt, group, state, t):
+    """adabelief-pytorch 0.2.1's update, which ``optim.AdaBelief`` reproduces."""
     b1, b2 = group["betas"]
     lr, eps = _lr(group), group["eps"]
     amsgrad = group.get("amsgrad", False)
     s = _real(state["max_exp_avg_var"] if amsgrad else state["exp_avg_var"])  # eps included
-    if not getattr(opt, "rectify", False):
+    if not _flag(opt, group, "rectify", False):
         return lr / (1 - b1**t) / (s.sqrt() / math.sqrt(1 - b2**t) + eps), "adaptive"
     rho_t, _ = _sma(b2, t)
     if rho_t >= 5:  # the rectified branch reads exp_avg_var even under amsgrad
         s = _real(state["exp_avg_var"])
         return lr * _rect(b2, t) / (1 - b1**t) / (s.sqrt() + eps), "adaptive"
-    if getattr(opt, "degenerated_to_sgd", True):
+    if _flag(opt, group, "degenerated_to_sgd", True):
         return torch.full_like(s, lr / (1 - b1**t)), "momentum"
     return torch.zeros_like(s), "frozen"
 
@@ -186,6 +201,12 @@ def _registry() -> list[tuple[type, Rule, str]]:
         (torch.optim.AdamW, _adam, ""),
         (torch.optim.Adam, _adam, ""),
     ]
+    # This project's optim.AdaBelief (adabelief-pytorch's update, switches in param_groups).
+    # diagnostics never imports optim (the dependency runs the other way); an instance exists
+    # only once optim.adabelief is loaded, so it is looked up there.
+    own = sys.modules.get("optim.adabelief")
+    if own is not None:
+        rules.append((own.AdaBelief, _adabelief_pytorch, ""))
     try:
         import adabelief_pytorch
 
@@ -235,12 +256,45 @@ def _rule_for(optimizer: torch.optim.Optimizer) -> tuple[Rule, str] | None:
     return None
 
 
+def _same_tensor(named: torch.Tensor, held: torch.Tensor) -> bool:
+    """``held`` is ``named`` itself, or the real view of a complex ``named`` (the proxy that a
+    complex-safe optimiser such as ``optim.ComplexSafeOptimizer`` steps in its place)."""
+    if held is named:
+        return True
+    return (named.is_complex() and not held.is_complex() and held.shape == named.shape + (2,)
+            and held.device == named.device and held.data_ptr() == named.data_ptr())
+
+
 def _names(optimizer: torch.optim.Optimizer, named_parameters) -> list[tuple[str, torch.Tensor]]:
-    lookup = {}
+    """``(name, parameter)`` for every parameter the optimiser holds, in group order.
+
+    Raises:
+        ValueError: a named tensor that the optimiser does not hold (it would otherwise be
+            reported under a ``group{i}.param{j}`` key of some other tensor, or not at all).
+    """
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    lookup: dict[int, str] = {}
     if named_parameters is not None:
-        items = named_parameters.items() if isinstance(named_parameters, dict) else \
-            named_parameters
-        lookup = {id(p): n for n, p in items}
+        items = list(named_parameters.items() if isinstance(named_parameters, dict)
+                     else named_parameters)
+        by_id = {id(p): p for p in held}
+        missing = []
+        for name, p in items:
+            if id(p) in by_id:
+                lookup[id(p)] = name
+                continue
+            twin = next((q for q in held if isinstance(p, torch.Tensor) and _same_tensor(p, q)),
+                        None)
+            if twin is None:
+                missing.append(name)
+            else:
+                lookup[id(twin)] = name
+        if missing:
+            raise ValueError(
+                f"named_parameters: {', '.join(map(repr, missing))} "
+                f"{'is not a parameter' if len(missing) == 1 else 'are not parameters'} of this "
+                f"{type(optimizer).__name__}; pass only the tensors it optimises (e.g. "
+                f"{{n: p for n, p in model.named_parameters() if p.requires_grad}})")
     out = []
     for gi, group in enumerate(optimizer.param_groups):
         for pi, p in enumerate(group["params"]):
@@ -266,43 +320,42 @@ def _clone_state(state: dict) -> dict:
             for k, v in state.items()}
 
 
+def _step_without_hooks(optimizer: torch.optim.Optimizer) -> None:
+    """One ``step()`` that the optimiser's step hooks (its own and the global ones) do not see.
+
+    torch runs the hooks in the wrapper it puts around the class's ``step`` (made with
+    ``functools.wraps``, so the function it wraps is its ``__wrapped__``); calling that function
+    takes the step itself and nothing else. A class whose ``step`` is not wrapped has no hooks
+    to skip. (An optimiser that steps another inside, a wrapper, runs the inner one's hooks.)
+    """
+    step = type(optimizer).step
+    getattr(step, "__wrapped__", step)(optimizer)
+
+
 @torch.no_grad()
 def _all_ones_update(optimizer: torch.optim.Optimizer,
                      params: list[torch.Tensor]) -> dict[int, torch.Tensor]:
     """Step once on an all-ones gradient, measure the update, restore everything."""
-    from torch.optim import optimizer as optim_module
-
     all_params = [p for g in optimizer.param_groups for p in g["params"]]
     data = [p.detach().clone() for p in all_params]
     grads = [p.grad for p in all_params]
     states = {p: _clone_state(optimizer.state[p]) for p in all_params if p in optimizer.state}
     groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
               for g in optimizer.param_groups]
-    step_count = getattr(optimizer, "_step_count", None)
-    hooks = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks)
-    global_hooks = (optim_module._global_optimizer_pre_hooks,
-                    optim_module._global_optimizer_post_hooks)
     out = {}
     try:
-        optimizer._optimizer_step_pre_hooks = type(hooks[0])()
-        optimizer._optimizer_step_post_hooks = type(hooks[1])()
-        optim_module._global_optimizer_pre_hooks = type(global_hooks[0])()
-        optim_module._global_optimizer_post_hooks = type(global_hooks[1])()
         for g in optimizer.param_groups:
             if "weight_decay" in g:
                 g["weight_decay"] = 0.0
         for p in all_params:
             ones = torch.ones_like(_real(p))
             p.grad = torch.view_as_complex(ones) if p.is_complex() else ones
-        optimizer.step()
+        _step_without_hooks(optimizer)
         wanted = {id(p) for p in params}
         for p, old in zip(all_params, data):
             if id(p) in wanted:
                 out[id(p)] = _real(old) - _real(p.detach())
     finally:
-        optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks = hooks
-        optim_module._global_optimizer_pre_hooks = global_hooks[0]
-        optim_module._global_optimizer_post_hooks = global_hooks[1]
         for p, old, g in zip(all_params, data, grads):
             p.copy_(old)
             p.grad = g
@@ -313,8 +366,6 @@ def _all_ones_update(optimizer: torch.optim.Optimizer,
                 optimizer.state.pop(p, None)
         for g, saved in zip(optimizer.param_groups, groups):
             g.update(saved)
-        if step_count is not None:
-            optimizer._step_count = step_count
     return out
 
 
@@ -333,7 +384,8 @@ def effective_learning_rates(
     * ``torch.optim.Adam`` / ``AdamW``, torch-optimizer ``Yogi`` and ``AdamP``:
       $\eta = \mathrm{lr}/(1-\beta_1^t)/(\sqrt{v/(1-\beta_2^t)} + \epsilon)$ with
       $v$ = ``exp_avg_sq`` (``max_exp_avg_sq`` under amsgrad);
-    * adabelief-pytorch ``AdaBelief``: the same with $v$ = ``exp_avg_var`` (which already
+    * adabelief-pytorch ``AdaBelief`` and this project's ``optim.AdaBelief`` (the same update,
+      its switches kept in ``param_groups``): the same with $v$ = ``exp_avg_var`` (which already
       holds the $\epsilon$ the optimiser adds in place every step; ``max_exp_avg_var`` under
       amsgrad). When rectified, $\eta = \mathrm{lr}\, r_t/(1-\beta_1^t)/(\sqrt{v}+\epsilon)$
       once the SMA length $\rho_t \ge 5$, and before that the step is plain momentum,
@@ -345,15 +397,19 @@ def effective_learning_rates(
       trust ratio).
 
     ``definition="all_ones"`` returns the update an all-ones gradient would cause at the next
-    step (the quantity plotted in arXiv 2405.21064); it runs one hidden step and restores
-    weights, gradients, optimiser state and hooks, so it works for any optimiser.
+    step (the quantity plotted in arXiv 2405.21064); it runs one hidden step, which the
+    optimiser's step hooks do not see (its own and the global ones; those of an optimiser that
+    a wrapper steps inside do), and restores weights, gradients and optimiser state, so it
+    works for any optimiser.
 
     Complex parameters are read through ``torch.view_as_real``.
 
     Args:
         optimizer: the optimiser (after at least one step for ``"preconditioner"``).
         named_parameters: ``model.named_parameters()`` (or a dict) to key results by name;
-            otherwise keys are ``group{i}.param{j}``.
+            otherwise keys are ``group{i}.param{j}``. Every tensor named must be one the
+            optimiser holds (or, for a complex parameter, the real view it steps); parameters
+            left unnamed keep their ``group{i}.param{j}`` key.
         definition: ``"preconditioner"`` or ``"all_ones"``.
 
     Returns:
@@ -362,6 +418,8 @@ def effective_learning_rates(
     Raises:
         TypeError: ``"preconditioner"`` for an optimiser this function cannot read
             (see :func:`supported_optimizers`).
+        ValueError: a tensor in ``named_parameters`` that the optimiser does not hold (named
+            in the message), or an unknown ``definition``.
 
     References:
         Zucchet & Orvieto, "Recurrent neural networks: vanishing and exploding gradients are

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:  # annotations only: matplotlib stays optional
 
 from diagnostics.effective_lr import (
     EffectiveLRs,
+    _names,
+    _optimizer_step,
     _rule_for,
     effective_learning_rates,
     supported_optimizers,
@@ -28,6 +31,14 @@ class EffectiveLRTracker:
     training loop is unchanged. Per-tensor summaries are kept for every record; the full
     per-coordinate tensors only with ``keep_tensors=True``. Use it as a context manager or
     call :meth:`remove` to unregister the hook.
+
+    Steps are the optimiser's own step count (``state[p]["step"]``, the largest over its
+    parameters), not the number of calls seen: a tracker attached to a resumed optimiser
+    records the resumed step numbers, and after ``optimizer.load_state_dict`` rewinds to an
+    earlier step the records of the abandoned steps (from the rewound step on) are dropped, so
+    ``steps`` stays increasing and every record belongs to the run that continues. An optimiser
+    that keeps no step count in its state (e.g. SGD, with ``definition="all_ones"``) is counted
+    by its ``step()`` calls since the tracker was attached.
 
     Args:
         optimizer: a supported optimiser (or any optimiser with ``definition="all_ones"``).
@@ -76,7 +87,7 @@ class EffectiveLRTracker:
         self.keep_tensors = keep_tensors
         self.steps: list[int] = []
         self.records: list[EffectiveLRs] = []
-        self._count = 0
+        self._calls = 0
         if definition not in ("preconditioner", "all_ones"):
             raise ValueError(
                 f"definition must be 'preconditioner' or 'all_ones', got {definition!r}"
@@ -86,17 +97,22 @@ class EffectiveLRTracker:
                 f"cannot read effective learning rates of {type(optimizer).__name__}; "
                 f"supported: {supported_optimizers()}"
             )
+        if self.named_parameters is not None:
+            _names(optimizer, self.named_parameters)  # a name it does not hold: fail now
         self._handle = optimizer.register_step_post_hook(self._hook)
 
     def _hook(self, optimizer, args, kwargs) -> None:
-        self._count += 1
-        if self._count % self.every:
+        self._calls += 1
+        step = _optimizer_step(optimizer) or self._calls
+        if step % self.every:
             return
         rec = effective_learning_rates(optimizer, self.named_parameters,
                                        definition=self.definition)
         if not self.keep_tensors:
             rec.rates = {}
-        self.steps.append(rec.step)
+        keep = bisect_left(self.steps, step)  # a rewind: drop the records from `step` on
+        del self.steps[keep:], self.records[keep:]
+        self.steps.append(step)
         self.records.append(rec)
 
     def remove(self) -> None:

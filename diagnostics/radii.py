@@ -263,7 +263,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
                      max_exact: int = 128, generator: torch.Generator | None = None,
                      as_tensors: bool = False, process_group: Any = None,
-                     **kwargs: Any) -> dict[str, float]:
+                     **kwargs: Any) -> dict[str, float] | dict[str, torch.Tensor]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 
     Args:
@@ -288,8 +288,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         **kwargs: passed to :func:`spectral_radius` (``krylov_dim``, ``tol``...).
 
     Returns:
-        ``{transition name: mean radius}``; names are ``linear<i>`` for an FFN and
-        ``layer<l>.time`` / ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
+        ``{transition name: mean radius}``: Python floats, or 0-d tensors with
+        ``as_tensors=True``; names are ``linear<i>`` for an FFN and ``layer<l>.time`` /
+        ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
 
     References:
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",

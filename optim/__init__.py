@@ -6,7 +6,7 @@ References:
 """
 
 from optim.adabelief import AdaBelief
-from optim.complex_safe import ComplexSafeOptimizer
+from optim.complex_safe_optimizer import ComplexSafeOptimizer
 from optim.lookahead_optimizer import lookahead
 from optim.lsc import LSCOptions, LSCPretrainer, LSCResult
 from optim.stacked import StackedTrainer, cosine_lr

@@ -49,6 +49,11 @@ class AdaBelief(Optimizer):
         degenerated_to_sgd: while the rectification term is undefined, take momentum steps
             (else no step).
 
+    NaN in, NaN out: gradients are not checked (as in torch's Adam). A NaN gradient coordinate
+    makes that weight NaN at once and keeps it NaN (its moments hold the NaN); the other
+    coordinates step normally. Skip the step in the training loop when the loss or the
+    gradients are not finite.
+
     References:
         Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
         Gradients", arXiv 2010.07468.

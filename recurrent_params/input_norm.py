@@ -7,7 +7,6 @@ however close $|\lambda|$ gets to 1.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
@@ -15,7 +14,6 @@ from torch.nn.utils import parametrize
 
 __all__ = ["GAMMA_KINDS", "InputNorm", "input_gamma", "normalize_input"]
 
-GammaKind = Literal["iid", "correlated", "l1", "none", "learned", "learned-direct"]
 #: every value accepted as ``kind``.
 GAMMA_KINDS: tuple[str, ...] = ("iid", "correlated", "l1", "none", "learned", "learned-direct")
 #: the kinds that own a parameter instead of reading lam.

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from diagnostics import effective_learning_rates
+from recurrent_params.experiments._arg_types import finite_float, positive_float, positive_int
 from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments.teacher import make_teacher, teacher_data
 from recurrent_params.experiments.teacher_student import (
@@ -27,11 +28,15 @@ from recurrent_params.experiments.teacher_student import (
     half_mse,
 )
 
+SUMMARY = "Adam's effective learning rates per parameter (arXiv 2405.21064, Fig. 5)."
+
 HELP = (
     "Effective learning rates of Adam per parameter (arXiv 2405.21064, Fig. 5): dense RNN, "
     "complex diagonal RNN and LRU trained on the teacher-student task at nu0 = 0.99 with a "
     "constant lr 1e-3; reports minus the update of an all-ones gradient at the final optimiser "
-    "state, per parameter (geometric means beside the paper's) and plots their distributions."
+    "state, per parameter (geometric means beside the paper's) and plots their distributions. "
+    "A student whose training loss turns non-finite (too large --lr) stops the run with an "
+    "error (exit status 1)."
 )
 
 #: student key -> (student factory name, label)
@@ -66,12 +71,17 @@ QUICK = dict(steps=150, length=64, batch_size=32, lr=1e-3, nu0=0.99)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the effective-learning-rate experiment (defaults: the paper's run)."""
-    parser.add_argument("--steps", type=int, default=None, help="Adam steps (paper: 10000)")
-    parser.add_argument("--length", type=int, default=None, help="sequence length T (300)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (128)")
-    parser.add_argument("--lr", type=float, default=None, help="constant Adam lr (1e-3)")
-    parser.add_argument("--nu0", type=float, default=None, help="teacher magnitude floor (0.99)")
-    parser.add_argument("--d-state", type=int, default=64, help="student hidden units")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="Adam steps (paper: 10000)")
+    parser.add_argument("--length", type=positive_int, default=None,
+                        help="sequence length T (300)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="batch size (128)")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="constant Adam lr (1e-3)")
+    parser.add_argument("--nu0", type=finite_float, default=None,
+                        help="teacher magnitude floor (0.99)")
+    parser.add_argument("--d-state", type=positive_int, default=64, help="student hidden units")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None,
                         help="students (default: all three)")
     parser.add_argument("--mode", default=None,
@@ -119,10 +129,16 @@ def run(args: argparse.Namespace) -> dict:
         opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
         gen = torch.Generator().manual_seed(args.seed + 1)
         tail = []
-        for _ in tqdm(range(s["steps"]), disable=True if args.no_progress else None, desc=key,
-                      leave=False):
+        for step in tqdm(range(s["steps"]), disable=True if args.no_progress else None,
+                         desc=key, leave=False):
             x, y = teacher_data(teacher, s["batch_size"], s["length"], generator=gen)
             loss = half_mse(model(x)[0], y)
+            if not torch.isfinite(loss):
+                value = float(loss.detach())
+                raise RuntimeError(
+                    f"training of the {key} student diverged: its loss is {value} at step "
+                    f"{step + 1} of {s['steps']} with --lr {s['lr']:g}; the effective learning "
+                    "rates of a diverged optimiser mean nothing (try a smaller --lr)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -25,6 +25,12 @@ import time
 import torch
 from torch import nn
 
+from recurrent_params.experiments._arg_types import positive_float, positive_int
+from recurrent_params.experiments.lsc_digits import ACTIVATIONS, CELLS
+
+SUMMARY = ("Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075) and "
+           "train them on 8x8 digits or a delayed copy.")
+
 HELP = (
     "Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075). "
     "--task digits (default): 8x8 digits read pixel by pixel, LSTM/GRU depth 2 and 5, torch "
@@ -36,56 +42,90 @@ HELP = (
 )
 
 
+#: option destinations that only one task reads (``--task`` and the common options aside)
+COPY_ONLY = {"cell": "--cell", "layers": "--layers", "features": "--features",
+             "length": "--length", "delay": "--delay", "train_steps": "--train-steps",
+             "batch": "--batch"}
+DIGITS_ONLY = {"cells": "--cells", "depths": "--depths", "seeds": "--seeds",
+               "epochs": "--epochs", "train_batch": "--train-batch",
+               "pretrain_batch": "--pretrain-batch", "ffn_pretrain_steps": "--ffn-pretrain-steps",
+               "no_rnn": "--no-rnn", "no_ffn": "--no-ffn", "ffn_depth": "--ffn-depth",
+               "ffn_width": "--ffn-width", "ffn_epochs": "--ffn-epochs", "ffn_lr": "--ffn-lr",
+               "activations": "--activations"}
+
+
 def add_arguments(parser) -> None:
-    """Options of the experiment (the common ones are added by the CLI)."""
+    """Options of the experiment (the common ones are added by the CLI).
+
+    Three groups in ``--help``: options of both tasks, of ``--task copy`` and of ``--task
+    digits``; an option of one task given with the other is refused (:func:`check_task_options`).
+    """
     parser.add_argument("--task", choices=["digits", "copy"], default="digits",
                         help="8x8 digits classification (default) or synthetic delayed copy")
-    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm",
-                        help="copy: recurrent layer")
-    parser.add_argument("--layers", type=int, default=None, help="copy: depth (default 4; "
-                        "quick 3)")
-    parser.add_argument("--hidden", type=int, default=None, help="width (copy: default 64, "
-                        "quick 32; digits: default 128, quick 16)")
-    parser.add_argument("--features", type=int, default=32, help="input/output features "
-                        "(the encoder transition is restricted to min(features, 2 * hidden))")
-    parser.add_argument("--length", type=int, default=None, help="sequence length "
-                        "(default 40; quick 20)")
-    parser.add_argument("--delay", type=int, default=None, help="copy delay (default 10; "
-                        "quick 5)")
-    parser.add_argument("--train-steps", type=int, default=None, help="AdaBelief steps "
-                        "(default 1500; quick 400)")
-    parser.add_argument("--pretrain-steps", type=int, default=None, help="max LSC steps "
-                        "(copy: default 150, quick 80; digits: default 40, quick 6)")
-    parser.add_argument("--lr", type=float, default=None, help="AdaBelief learning rate "
-                        "(copy 3e-3; digits 1e-2)")
-    parser.add_argument("--batch", type=int, default=32, help="copy: batch size")
-    parser.add_argument("--cells", nargs="+", choices=["lstm", "gru", "alif"], default=None,
-                        help="digits: recurrent layers (default lstm gru; alif: ALIF spiking "
-                        "neurons on threshold-crossing spikes of the pixels)")
-    parser.add_argument("--depths", nargs="+", type=int, default=None,
-                        help="digits: depths (default 2 5; quick 2)")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="digits: seeds --seed, --seed+1, ... (default 4; quick 1)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="digits: training epochs of the recurrent nets (default 15; quick 3)")
-    parser.add_argument("--train-batch", type=int, default=None,
-                        help="digits: training batch size (default 256, the paper's; quick 64)")
-    parser.add_argument("--pretrain-batch", type=int, default=None,
-                        help="digits: task batch size of LSC pre-training (default 32; quick 16)")
-    parser.add_argument("--ffn-pretrain-steps", type=int, default=None,
-                        help="digits: max LSC steps of the FFN (default 40; quick 6)")
-    parser.add_argument("--no-rnn", action="store_true", help="digits: skip the recurrent part")
-    parser.add_argument("--no-ffn", action="store_true", help="digits: skip the FFN part")
-    parser.add_argument("--ffn-depth", type=int, default=None,
-                        help="digits: FFN hidden layers (default 30; quick 4)")
-    parser.add_argument("--ffn-width", type=int, default=None,
-                        help="digits: FFN width (default 128; quick 16)")
-    parser.add_argument("--ffn-epochs", type=int, default=None,
-                        help="digits: FFN training epochs (default 30; quick 2)")
-    parser.add_argument("--ffn-lr", type=float, default=None,
-                        help="digits: FFN learning rate (default 1e-3)")
-    parser.add_argument("--activations", nargs="+", choices=["sin", "relu", "cos"],
-                        default=None, help="digits: FFN activations (default all; quick relu)")
+    both = parser.add_argument_group("both tasks")
+    both.add_argument("--hidden", type=positive_int, default=None,
+                      help="width (copy: default 64, quick 32; digits: default 128, quick 16)")
+    both.add_argument("--pretrain-steps", type=positive_int, default=None,
+                      help="max LSC steps (copy: default 150, quick 80; digits: default 40, "
+                      "quick 6)")
+    both.add_argument("--lr", type=positive_float, default=None,
+                      help="AdaBelief learning rate (copy 3e-3; digits 1e-2)")
+    copy_task = parser.add_argument_group("--task copy")
+    copy_task.add_argument("--cell", choices=["lstm", "gru"], default=None,
+                           help="recurrent layer (default lstm)")
+    copy_task.add_argument("--layers", type=positive_int, default=None,
+                           help="depth (default 4; quick 3)")
+    copy_task.add_argument("--features", type=positive_int, default=None,
+                           help="input/output features (default 32; the encoder transition is "
+                           "restricted to min(features, 2 * hidden))")
+    copy_task.add_argument("--length", type=positive_int, default=None,
+                           help="sequence length (default 40; quick 20)")
+    copy_task.add_argument("--delay", type=positive_int, default=None,
+                           help="copy delay, below --length (default 10; quick 5)")
+    copy_task.add_argument("--train-steps", type=positive_int, default=None,
+                           help="AdaBelief steps (default 1500; quick 400)")
+    copy_task.add_argument("--batch", type=positive_int, default=None,
+                           help="batch size (default 32)")
+    digits = parser.add_argument_group("--task digits")
+    digits.add_argument("--cells", nargs="+", choices=list(CELLS), default=None,
+                        help="recurrent layers (default lstm gru; alif: ALIF spiking neurons "
+                        "on threshold-crossing spikes of the pixels)")
+    digits.add_argument("--depths", nargs="+", type=positive_int, default=None,
+                        help="depths (default 2 5; quick 2)")
+    digits.add_argument("--seeds", type=positive_int, default=None,
+                        help="seeds --seed, --seed+1, ... (default 4; quick 1)")
+    digits.add_argument("--epochs", type=positive_int, default=None,
+                        help="training epochs of the recurrent nets (default 15; quick 3)")
+    digits.add_argument("--train-batch", type=positive_int, default=None,
+                        help="training batch size (default 256, the paper's; quick 64)")
+    digits.add_argument("--pretrain-batch", type=positive_int, default=None,
+                        help="task batch size of LSC pre-training (default 32; quick 16)")
+    digits.add_argument("--ffn-pretrain-steps", type=positive_int, default=None,
+                        help="max LSC steps of the FFN (default 40; quick 6)")
+    digits.add_argument("--no-rnn", action="store_true", help="skip the recurrent part")
+    digits.add_argument("--no-ffn", action="store_true", help="skip the FFN part")
+    digits.add_argument("--ffn-depth", type=positive_int, default=None,
+                        help="FFN hidden layers (default 30; quick 4)")
+    digits.add_argument("--ffn-width", type=positive_int, default=None,
+                        help="FFN width (default 128; quick 16)")
+    digits.add_argument("--ffn-epochs", type=positive_int, default=None,
+                        help="FFN training epochs (default 30; quick 2)")
+    digits.add_argument("--ffn-lr", type=positive_float, default=None,
+                        help="FFN learning rate (default 1e-3)")
+    digits.add_argument("--activations", nargs="+", choices=list(ACTIVATIONS),
+                        default=None, help="FFN activations (default all; quick relu)")
+
+
+def check_task_options(args) -> None:
+    """Refuse an option of one task given with the other (``ValueError``, one line)."""
+    other = COPY_ONLY if args.task == "digits" else DIGITS_ONLY
+    given = [flag for dest, flag in other.items()
+             if getattr(args, dest, None) not in (None, False)]
+    if given:
+        owner = "copy" if args.task == "digits" else "digits"
+        verb = "is an option" if len(given) == 1 else "are options"
+        raise ValueError(f"{', '.join(given)} {verb} of --task {owner}, not of --task "
+                         f"{args.task}")
 
 
 class _Net(nn.Module):
@@ -113,7 +153,8 @@ def _train(net, args, sizes, device):
     gen = torch.Generator().manual_seed(args.seed + 1)  # same data for every variant
     losses = []
     for _ in range(sizes["train_steps"]):
-        x, y = _task(args.batch, sizes["length"], args.features, sizes["delay"], gen, device)
+        x, y = _task(sizes["batch"], sizes["length"], sizes["features"], sizes["delay"], gen,
+                     device)
         loss = 0.5 * ((net(x) - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -125,6 +166,7 @@ def _train(net, args, sizes, device):
 
 def run(args) -> dict:
     """Run the chosen task and print its tables; returns a JSON-serialisable summary."""
+    check_task_options(args)
     if args.task == "digits":
         from recurrent_params.experiments.lsc_digits import run_digits
 
@@ -137,6 +179,9 @@ def _run_copy(args) -> dict:
 
     quick = args.quick
     sizes = {
+        "cell": args.cell or "lstm",
+        "features": args.features or 32,
+        "batch": args.batch or 32,
         "layers": args.layers or (3 if quick else 4),
         "hidden": args.hidden or (32 if quick else 64),
         "length": args.length or (20 if quick else 40),
@@ -149,17 +194,17 @@ def _run_copy(args) -> dict:
                          f"{sizes['length']}")
     device = args.device
     torch.manual_seed(args.seed)
-    base = _Net(args.cell, args.features, sizes["hidden"], sizes["layers"]).to(device)
+    base = _Net(sizes["cell"], sizes["features"], sizes["hidden"], sizes["layers"]).to(device)
     variants = {"default": None, "lsc-1.0": 1.0, "lsc-0.5": 0.5}
     nets, results = {}, {}
-    print(f"LSC pre-training: {args.cell.upper()} depth {sizes['layers']}, width "
+    print(f"LSC pre-training: {sizes['cell'].upper()} depth {sizes['layers']}, width "
           f"{sizes['hidden']}, delayed copy (delay {sizes['delay']}, length {sizes['length']})")
     for name, target in variants.items():
         net = copy.deepcopy(base)
         if target is not None:
             t0 = time.perf_counter()
             res = LSCPretrainer(net.rnn, target=target, max_steps=sizes["pretrain_steps"],
-                                batch_size=args.batch, seq_len=sizes["length"],
+                                batch_size=sizes["batch"], seq_len=sizes["length"],
                                 clip=(0.75, 1.25), seed=args.seed,
                                 progress=not args.no_progress).run()
             results[name] = res
@@ -195,14 +240,14 @@ def _run_copy(args) -> dict:
         ax.set_xlabel("AdaBelief step")
         ax.set_ylabel("half MSE")
         ax.set_yscale("log")
-        ax.set_title(f"{args.cell.upper()} x{sizes['layers']}: delayed copy")
+        ax.set_title(f"{sizes['cell'].upper()} x{sizes['layers']}: delayed copy")
         ax.legend()
         fig.tight_layout()
         fig.savefig(plot_path, dpi=120)
         plt.close(fig)
         print(f"figure written to {plot_path}")
     return {
-        "task": "copy", "sizes": sizes, "cell": args.cell,
+        "task": "copy", "sizes": sizes, "cell": sizes["cell"],
         "radii": {"default": before,
                   **{n: r.radii_after for n, r in results.items()}},
         "converged": {n: r.converged for n, r in results.items()},

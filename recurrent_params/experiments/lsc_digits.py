@@ -53,6 +53,7 @@ __all__ = ["SequenceClassifier", "SpikingClassifier", "spike_digits", "keras_lik
 
 RNN_INITS = ("default", "keras", "lsc-1.0", "lsc-0.5")
 ALIF_INITS = ("default", "lsc-1.0", "lsc-0.5")
+#: the recurrent layers of the digits task (``--cells``): torch's LSTM and GRU, ALIF stacks
 CELLS = ("lstm", "gru", "alif")
 #: threshold-crossing levels of the spiking digits (2 x 8 = 16 input channels)
 SPIKE_LEVELS = 8

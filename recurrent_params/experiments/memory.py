@@ -15,7 +15,11 @@ from diagnostics import (
     sensitivity,
 )
 from recurrent_params import DiagonalRNN, ExpMag, assign_, input_gamma
+from recurrent_params.experiments._arg_types import finite_float, positive_int
 from recurrent_params.experiments._output import save_figure, write_table
+
+SUMMARY = ("The curse of memory (arXiv 2405.21064): the sensitivity of h_t = lam h_t-1 + x_t "
+           "and of its cure, beside their closed forms.")
 
 HELP = (
     "The curse of memory (arXiv 2405.21064). For eigenvalues lam approaching 1, simulate the "
@@ -33,11 +37,11 @@ QUICK_LAMBDAS = (0.5, 0.9, 0.97, 0.99)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the memory experiment."""
     default = " ".join(map(str, DEFAULT_LAMBDAS))
-    parser.add_argument("--lambdas", type=float, nargs="+", default=None,
+    parser.add_argument("--lambdas", type=finite_float, nargs="+", default=None,
                         help=f"eigenvalues in (0, 1) (default {default})")
-    parser.add_argument("--rho", type=float, default=0.0,
+    parser.add_argument("--rho", type=finite_float, default=0.0,
                         help="input autocorrelation in (-1, 1) for the plain recurrence")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="Monte-Carlo sequences (default 8192, 2048 with --quick)")
 
 

@@ -36,11 +36,20 @@ from tqdm.auto import tqdm
 
 from optim.stacked import StackedTrainer
 from recurrent_params import LRU, DenseRNN, DiagonalRNN, ExpMag, Polar
+from recurrent_params.experiments._arg_types import (
+    finite_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments.lag_gram import kernel_half_mse, lag_gram
 from recurrent_params.experiments.sweep import sweep
 from recurrent_params.experiments.teacher import make_teacher, remap_magnitudes, teacher_data
 from recurrent_params.seeding import mix_seed
+
+SUMMARY = ("Teacher-student task of the curse-of-memory paper (arXiv 2405.21064, Fig. 3): "
+           "dense, LRU and diagonal students of a linear teacher.")
 
 HELP = (
     "Teacher-student task of the curse-of-memory paper (arXiv 2405.21064, Fig. 3), as the "
@@ -200,26 +209,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the teacher-student experiment (defaults: ``--preset headline``)."""
     parser.add_argument("--preset", choices=[p for p in PRESETS if p != "quick"],
                         default="headline", help="settings to start from (default: headline)")
-    parser.add_argument("--nu0", type=float, nargs="+", default=None,
+    parser.add_argument("--nu0", type=finite_float, nargs="+", default=None,
                         help=f"teacher magnitude floors (paper: {NU0S})")
     parser.add_argument("--students", nargs="+", default=None, choices=list(STUDENTS),
                         help="students to train")
-    parser.add_argument("--lrs", type=float, nargs="+", default=None,
+    parser.add_argument("--lrs", type=positive_float, nargs="+", default=None,
                         help="one learning-rate grid for every student (default: each "
                         "student's own grid)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per run")
-    parser.add_argument("--length", type=int, default=None, help="sequence length T")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration")
-    parser.add_argument("--d-state", type=int, default=64, help="student hidden units")
-    parser.add_argument("--test-size", type=int, default=512,
+    parser.add_argument("--steps", type=positive_int, default=None, help="training steps per run")
+    parser.add_argument("--length", type=positive_int, default=None, help="sequence length T")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="batch size")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per configuration")
+    parser.add_argument("--d-state", type=positive_int, default=64, help="student hidden units")
+    parser.add_argument("--test-size", type=positive_int, default=512,
                         help="held-out sequences for the test loss")
-    parser.add_argument("--stack", type=int, default=50,
+    parser.add_argument("--stack", type=positive_int, default=50,
                         help="at most this many models trained side by side in one computation")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None,
                         help="rebuild table and figure from saved teacher-student.json files "
                         "(pooled; no training)")
-    parser.add_argument("--log-every", type=int, default=0,
+    parser.add_argument("--log-every", type=nonnegative_int, default=0,
                         help="print the losses every that many steps (0: never)")
     parser.add_argument("--loss", choices=LOSSES, default="gram",
                         help="how each batch's loss is computed: gram (exact, from the models' "
@@ -543,11 +552,9 @@ def _from_json(args: argparse.Namespace) -> dict:
 
     The files' runs are pooled (e.g. one file per student, trained in separate processes).
     """
-    import json
-
     results, timings, seconds, settings = [], {}, 0.0, None
     for path in args.from_json:
-        data = json.loads(Path(path).read_text())
+        data = _read_result(Path(path))
         results += data["runs"]
         timings.update(data.get("seconds_per_student", {}))
         seconds += data.get("seconds", 0.0)
@@ -564,6 +571,38 @@ def _from_json(args: argparse.Namespace) -> dict:
         r["curve"] = [math.inf if v is None else v for v in r["curve"]]
     print(f"teacher-student: {len(results)} runs read from {len(args.from_json)} file(s)")
     return _report(settings, results, seconds, timings, len(results), args)
+
+
+#: what ``--from-json`` reads from each file: the settings and the keys of every run
+_RESULT_SETTINGS = ("students", "nu0", "lrs", "seeds")
+_RESULT_RUN_KEYS = ("nu0", "student", "lr", "diverged_at", "train_loss", "test_loss", "curve")
+
+
+def _read_result(path: Path) -> dict:
+    """A saved ``teacher-student.json``, checked; a ``ValueError`` naming the file otherwise."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"--from-json {str(path)!r}: cannot read it ({exc.strerror or exc})") \
+            from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--from-json {str(path)!r}: not a JSON file ({exc})") from None
+    why = None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) \
+            or not isinstance(data.get("settings"), dict):
+        why = "expected an object with 'settings' and 'runs'"
+    elif any(k not in data["settings"] for k in _RESULT_SETTINGS) \
+            or not isinstance(data["settings"]["lrs"], dict):
+        why = f"its 'settings' need {', '.join(_RESULT_SETTINGS)} ('lrs' a mapping)"
+    elif any(not isinstance(r, dict) or any(k not in r for k in _RESULT_RUN_KEYS)
+             or not isinstance(r["curve"], list) for r in data["runs"]):
+        why = f"every run needs {', '.join(_RESULT_RUN_KEYS)}"
+    if why is not None:
+        raise ValueError(f"--from-json {str(path)!r} is not a teacher-student result "
+                         f"(written by --out): {why}")
+    return data
 
 
 def _report(s: dict, results: list[dict], seconds: float, timings: dict, n_runs: int,

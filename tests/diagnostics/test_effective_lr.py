@@ -371,3 +371,125 @@ def test_effective_lrs_on_device(device):
     torch.testing.assert_close(res.rates["p"].cpu(), expected, rtol=1e-5, atol=0)
     ones = effective_learning_rates(opt, {"p": p}, definition="all_ones")
     assert ones.rates["p"].device.type == device.type
+
+
+def _adam_steps(opt, p, grads):
+    for g in grads:
+        opt.zero_grad()
+        p.grad = g.clone()
+        opt.step()
+
+
+def test_tracker_records_the_optimizers_step_after_a_rewind():
+    grads = _grads(9, shape=(3,))
+    p = torch.nn.Parameter(torch.zeros(3, dtype=DT))
+    opt = torch.optim.Adam([p], lr=1e-2)
+    tracker = EffectiveLRTracker(opt, {"p": p}, every=2, keep_tensors=True)
+    _adam_steps(opt, p, grads[:3])
+    saved = (copy.deepcopy(opt.state_dict()), p.detach().clone())
+    _adam_steps(opt, p, grads[3:6])
+    assert tracker.steps == [2, 4, 6]
+    opt.load_state_dict(saved[0])  # back to step 3: steps 4-6 are abandoned
+    with torch.no_grad():
+        p.copy_(saved[1])
+    _adam_steps(opt, p, grads[6:9])  # the new steps 4, 5, 6
+    assert tracker.steps == [2, 4, 6] and len(tracker.records) == 3
+    # the kept step-6 record is the new run's: Adam's eta from the moments of grads 0-2, 6-8
+    _, v, _ = _moments(grads[:3] + grads[6:9])
+    eta = 1e-2 / (1 - B1**6) / ((v / (1 - B2**6)).sqrt() + 1e-8)
+    torch.testing.assert_close(tracker.records[-1].rates["p"], eta, rtol=1e-10, atol=0)
+    tracker.remove()
+
+
+def test_tracker_on_a_resumed_optimizer_records_its_step_numbers():
+    grads = _grads(6, shape=(3,))
+    p = torch.nn.Parameter(torch.zeros(3, dtype=DT))
+    first = torch.optim.Adam([p], lr=1e-2)
+    _adam_steps(first, p, grads[:4])
+    resumed = torch.optim.Adam([p], lr=1e-2)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))
+    with EffectiveLRTracker(resumed, {"p": p}) as tracker:
+        _adam_steps(resumed, p, grads[4:])
+    assert tracker.steps == [5, 6]
+    assert [r.step for r in tracker.records] == [5, 6]
+
+
+def test_tracker_counts_calls_of_an_optimizer_without_a_step_count():
+    p = torch.nn.Parameter(torch.zeros(2))
+    sgd = torch.optim.SGD([p], lr=0.1)
+    with EffectiveLRTracker(sgd, {"p": p}, every=2, definition="all_ones") as tracker:
+        for _ in range(4):
+            p.grad = torch.ones(2)
+            sgd.step()
+    assert tracker.steps == [2, 4]
+    torch.testing.assert_close(tracker.records[0].summary["p"]["median"], 0.1)
+
+
+def test_named_tensor_not_in_the_optimizer_is_refused_by_name():
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([p])
+    with pytest.raises(ValueError, match="'q' is not a parameter of this Adam"):
+        effective_learning_rates(opt, {"p": p, "q": q})
+    with pytest.raises(ValueError, match="'q'"):
+        EffectiveLRTracker(opt, {"q": q})
+    # naming a subset is fine: the others keep their positional key
+    r = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p, r])
+    assert set(effective_learning_rates(opt, {"p": p}).rates) == {"p", "group0.param1"}
+
+
+def test_complex_parameter_named_through_a_complex_safe_optimizer():
+    from optim import ComplexSafeOptimizer
+
+    c = torch.nn.Parameter(torch.randn(3, dtype=torch.complex128))
+    opt = ComplexSafeOptimizer(torch.optim.Adam, [c], lr=1e-2)
+    (c.abs() ** 2).sum().backward()
+    opt.step()
+    res = effective_learning_rates(opt, {"c": c}, definition="all_ones")
+    assert list(res.rates) == ["c"] and res.rates["c"].shape == (3, 2)
+
+
+@pytest.mark.parametrize("kwargs,steps", [({"rectify": False}, 8), ({"rectify": True}, 8),
+                                          ({"rectify": True}, 4),
+                                          ({"rectify": False, "amsgrad": True}, 8)])
+def test_the_packages_adabelief_matches_its_closed_form(kwargs, steps):
+    from optim import AdaBelief
+
+    eps = 1e-16
+    grads = _grads(steps)
+    p, opt, before = _run(lambda ps: AdaBelief(ps, lr=1e-2, eps=eps, **kwargs), grads)
+    res = effective_learning_rates(opt, {"w": p})
+    # hand: s_t = b2 s + (1 - b2)(g - m)^2 + eps (eps added in place every step)
+    m, s, s_max = torch.zeros_like(grads[0]), torch.zeros_like(grads[0]), None
+    for g in grads:
+        m = B1 * m + (1 - B1) * g
+        s = B2 * s + (1 - B2) * (g - m) ** 2 + eps
+        s_max = s if s_max is None else torch.maximum(s_max, s)
+    t = len(grads)
+    if kwargs["rectify"] and _rho(t)[0] < 5:  # t = 4: RAdam's warm-up, plain momentum
+        expected, phase = torch.full_like(m, 1e-2 / (1 - B1**t)), "momentum"
+    elif kwargs["rectify"]:  # t = 8: rho_t = 7.99 >= 5, the rectified step
+        expected, phase = 1e-2 * _rect(t) / (1 - B1**t) / (s.sqrt() + eps), "adaptive"
+    else:
+        v = s_max if kwargs.get("amsgrad") else s
+        expected, phase = 1e-2 / (1 - B1**t) / ((v / (1 - B2**t)).sqrt() + eps), "adaptive"
+    assert res.phase["w"] == phase
+    torch.testing.assert_close(res.rates["w"], expected, rtol=1e-9, atol=0)
+    # and it is the factor of the last step: before - after = eta * m
+    torch.testing.assert_close(before - p.detach(), expected * m, rtol=1e-9, atol=1e-18)
+    assert "optim.adabelief.AdaBelief" in supported_optimizers()
+
+
+def test_all_ones_step_runs_no_hooks_of_a_lookahead():
+    from optim import AdaBelief, lookahead
+
+    p = torch.nn.Parameter(torch.ones(2))
+    opt = lookahead(AdaBelief([p], lr=0.1), k=2)
+    seen = []
+    opt.register_step_post_hook(lambda *a: seen.append(1))
+    p.grad = torch.ones(2)
+    opt.step()
+    assert seen == [1]  # the wrapper runs torch's step hooks like any optimiser
+    res = effective_learning_rates(opt, {"p": p}, definition="all_ones")
+    assert seen == [1] and torch.isfinite(res.rates["p"]).all()
+    assert res.rates["p"].abs().min() > 0

@@ -144,3 +144,45 @@ def test_wrapper_passes_hyperparameters_and_works_with_schedulers(capsys):
     assert p.grad is None
     with pytest.raises(TypeError, match="Optimizer subclass"):
         ComplexSafeOptimizer(object, [p])
+
+
+def test_lookahead_steps_like_torch_optimizers_and_round_trips():
+    from optim import lookahead
+
+    z0 = torch.randn(4, dtype=torch.float64)
+    a, b, c = (torch.nn.Parameter(z0.clone()) for _ in range(3))
+    ours = lookahead(torch.optim.Adam([a], lr=0.1), k=3, alpha=0.5)
+    ref = torch_optimizer.Lookahead(torch.optim.Adam([b], lr=0.1), k=3, alpha=0.5)
+    assert isinstance(ours, torch_optimizer.Lookahead)
+    for _ in range(7):
+        for p, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            _loss(p).backward()
+            opt.step()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same update
+    # torch 2.13's state_dict / load_state_dict need the hook tables the constructor makes
+    resumed = lookahead(torch.optim.Adam([c], lr=0.1), k=3, alpha=0.5)
+    c.data.copy_(a.data)
+    resumed.load_state_dict(copy.deepcopy(ours.state_dict()))
+    for _ in range(4):
+        for p, opt in ((a, ours), (c, resumed)):
+            opt.zero_grad()
+            _loss(p).backward()
+            opt.step()
+    torch.testing.assert_close(a, c, rtol=0, atol=0)
+    calls = []
+    ours.register_step_pre_hook(lambda *args: calls.append("pre"))
+    ours.register_step_post_hook(lambda *args: calls.append("post"))
+    ours.step()
+    assert calls == ["pre", "post"]
+
+
+@pytest.mark.parametrize("k,alpha,error", [(0, 0.5, ValueError), (1, 2.0, ValueError),
+                                           (2, 0.0, ValueError), (2.5, 0.5, TypeError),
+                                           (True, 0.5, TypeError)])
+def test_lookahead_refuses_k_and_alpha_it_cannot_use(k, alpha, error):
+    from optim import lookahead
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(error, match="k must" if alpha == 0.5 else "alpha must"):
+        lookahead(torch.optim.SGD([p], lr=0.1), k=k, alpha=alpha)

@@ -67,3 +67,80 @@ def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "recurrent_params", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "teacher-student" in result.stdout
+
+
+def test_help_shows_whole_summaries(capsys):
+    from recurrent_params.cli import first_sentence
+
+    assert first_sentence("The curse of memory (arXiv 2405.21064). For lam near 1, e.g. 0.99."
+                          ) == "The curse of memory (arXiv 2405.21064)."
+    assert first_sentence("No full stop") == "No full stop"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert "(arXiv 2405." + ")" not in out and "(arXiv 2405.21064" in out
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "experiment")
+    for action in sub._choices_actions:
+        text = action.help
+        assert text.endswith(".") and text.count("(") == text.count(")"), (action.dest, text)
+        assert len(text) > 30 and text in out, (action.dest, text)
+
+
+def test_library_warnings_are_one_clean_line(monkeypatch, capsys):
+    import warnings
+
+    from recurrent_params.experiments import memory
+
+    def run(args):
+        warnings.warn("LSC: 2 transition(s) left at\n  their floor", RuntimeWarning,
+                      stacklevel=1)
+        return None
+
+    monkeypatch.setattr(memory, "run", run)
+    before = warnings.showwarning
+    assert main(["memory"]) == 0
+    err = capsys.readouterr().err
+    assert err == "recurrent-params: warning: LSC: 2 transition(s) left at their floor\n"
+    assert warnings.showwarning is before  # restored after the run
+
+
+def test_lsc_groups_its_options_per_task(capsys):
+    with pytest.raises(SystemExit):
+        main(["lsc", "--help"])
+    out = capsys.readouterr().out
+    both_at, copy_at = out.index("\nboth tasks:"), out.index("\n--task copy:")
+    digits_at = out.index("\n--task digits:")
+    assert both_at < out.index("--pretrain-steps", both_at) < copy_at
+    assert copy_at < out.index("--delay", copy_at) < digits_at
+    assert "--ffn-depth" in out[digits_at:] and "--delay" not in out[digits_at:]
+
+
+def test_argument_types_refuse_what_the_experiments_cannot_use():
+    import argparse
+
+    from recurrent_params.experiments import _arg_types as t
+
+    assert t.positive_int("3") == 3 and t.nonnegative_int("0") == 0 and t.seed("0") == 0
+    assert t.positive_float("1e-3") == 1e-3 and t.finite_float("-2") == -2.0
+    assert t.comma_list(("a", "b"))("b, a,b") == ["b", "a"]
+    for fn, text in [(t.positive_int, "0"), (t.positive_int, "x"), (t.nonnegative_int, "-1"),
+                     (t.seed, str(2**32)), (t.seed, "-1"), (t.positive_float, "0"),
+                     (t.positive_float, "inf"), (t.finite_float, "nan"),
+                     (t.comma_list(("a",)), ""), (t.comma_list(("a",)), "a,c")]:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            fn(text)
+
+
+def test_demo_lsc_part_is_the_measured_budget():
+    from recurrent_params.experiments import demo
+    from recurrent_params.experiments.lsc import check_task_options
+    from recurrent_params.experiments.lsc_digits import sizes_for
+
+    args = build_parser().parse_args(["demo"])
+    sub = demo._namespace_for(args, "lsc")
+    check_task_options(sub)
+    s = sizes_for(sub)
+    assert (s["cells"], s["depths"], s["hidden"], s["epochs"], s["pretrain_steps"]) == (
+        ["lstm"], [2], 32, 20, 15)
+    assert s["ffn"] is False and s["seeds"] == 1

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from recurrent_params.cli import main
 
 
@@ -20,5 +22,8 @@ def test_effective_lr_command_line(tmp_path, capsys):
         assert r["min"] * (1 - 1e-6) <= r["geo_mean"] <= r["max"] * (1 + 1e-6), r
     assert (tmp_path / "effective_lr.png").exists()
     assert (tmp_path / "effective_lr.csv").read_text().startswith("model,parameter,geo_mean")
-    assert main(["effective-lr", "--lr", "-1"]) == 1
-    assert "--lr" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # refused by the shared argument type
+        main(["effective-lr", "--lr", "-1"])
+    assert exc.value.code == 2
+    assert "argument --lr: expected a finite number > 0" in capsys.readouterr().err

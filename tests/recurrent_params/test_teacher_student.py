@@ -66,7 +66,10 @@ def test_polar_student_leaving_the_unit_disk_is_counted_and_stopped_on_request()
     runs = train_stack("diag-polar", teacher, lrs=[3.0, 1e-4], seeds=[0], nu0=0.99, **TINY)
     fast_on, slow_on = runs
     assert fast_on["left_disk_at"] == fast["left_disk_at"]
-    assert fast_on["diverged_at"] is None or fast_on["diverged_at"] > fast["left_disk_at"]
+    # leaving the disk is not a divergence under the default rule: its loss grows (to ~1e26
+    # here) but stays finite, so the run is trained to the end and never marked diverged
+    assert fast_on["diverged_at"] is None and len(fast_on["curve"]) == TINY["steps"]
+    assert fast_on["curve"][1] > 1e6 * fast_on["curve"][0]
     assert fast_on["curve"][1] != math.inf  # still training after it left the disk
     assert slow_on["curve"] == slow["curve"]
     with pytest.raises(ValueError, match="outside_disk"):
