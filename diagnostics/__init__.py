@@ -20,6 +20,11 @@ from diagnostics.hessian_diagonality import (
 from diagnostics.hessian_operator import HessianOperator, HutchinsonEstimate, ParameterBlock
 from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
 from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
+from diagnostics.parameter_groups import (
+    PARAMETER_GROUPS,
+    grouped_summary,
+    recurrent_parameter_groups,
+)
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
@@ -48,6 +53,9 @@ __all__ = [
     "EffectiveLRs",
     "EffectiveLRTracker",
     "supported_optimizers",
+    "recurrent_parameter_groups",
+    "grouped_summary",
+    "PARAMETER_GROUPS",
     # Transition radii
     "transition_radii",
     "spectral_radius",
