@@ -17,6 +17,7 @@ from recurrent_params.cells import (
     Triangular,
 )
 from recurrent_params.complex_safe import ComplexSafeModule
+from recurrent_params.deep import RecurrentStack, ResidualBlock, StackState, TorchRNNStack
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
     EigenParametrization,
@@ -55,6 +56,11 @@ __all__ = [
     "Surrogate",
     "Triangular",
     "FastSigmoid",
+    # Deep models: residual blocks and stacks of any cell, torch RNN baselines
+    "ResidualBlock",
+    "RecurrentStack",
+    "TorchRNNStack",
+    "StackState",
     # Utilities
     "assign_",
     "ComplexSafeModule",
