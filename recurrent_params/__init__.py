@@ -17,7 +17,6 @@ from recurrent_params.cells import (
     Triangular,
 )
 from recurrent_params.complex_safe import ComplexSafeModule
-from recurrent_params.deep import RecurrentStack, ResidualBlock, StackState, TorchRNNStack
 from recurrent_params.data import (
     BrownCorpus,
     DataIntegrityError,
@@ -32,6 +31,7 @@ from recurrent_params.data import (
     load_sequential_fashion_mnist,
     load_sequential_mnist,
 )
+from recurrent_params.deep import RecurrentStack, ResidualBlock, StackState, TorchRNNStack
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
     EigenParametrization,
