@@ -14,7 +14,9 @@ from recurrent_params.deep.state import StackState
 __all__ = ["TASKS", "POOLINGS", "SequenceModel"]
 
 TASKS = ("classify", "lm")
+"""Accepted ``task`` names: one output per sequence, or one per step (causal LM)."""
 POOLINGS = ("mean", "last")
+"""Accepted ``pooling`` names for ``task="classify"``."""
 
 
 def _positive_int(name: str, owner: str, v: Any) -> None:

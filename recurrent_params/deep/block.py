@@ -13,10 +13,36 @@ from recurrent_params.deep.mixer import MIXERS, ChannelMixer
 __all__ = ["ResidualBlock", "NORMS", "make_norm"]
 
 NORMS = ("layer", "rms")
+"""Accepted ``norm`` names: LayerNorm and RMSNorm."""
 
 
 def make_norm(kind: str, d_model: int) -> nn.Module:
-    """``nn.LayerNorm(d_model)`` for ``"layer"``, ``nn.RMSNorm(d_model)`` for ``"rms"``."""
+    r"""The per-step normalisation of the deep models.
+
+    ``"layer"``: ``nn.LayerNorm(d_model)``,
+    $\mathrm{LN}(x) = \frac{x - \mu(x)}{\sqrt{\sigma^2(x) + \epsilon}} \odot w + b$;
+    ``"rms"``: ``nn.RMSNorm(d_model)``,
+    $\mathrm{RMS}(x) = \frac{x}{\sqrt{\frac{1}{d}\sum_i x_i^2 + \epsilon}} \odot w$
+    (torch's own, available since torch 2.4). Both act on the last dimension only, so they
+    are causal and the same in sequence and step mode.
+
+    Args:
+        kind: ``"layer"`` or ``"rms"``.
+        d_model: number of features.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`NORMS`.
+
+    References:
+        Ba et al., "Layer normalization", arXiv 1607.06450; Zhang & Sennrich, "Root mean
+        square layer normalization", arXiv 1910.07467.
+
+    Examples:
+        >>> import torch
+        >>> norm = make_norm("rms", 2)
+        >>> norm(torch.tensor([[3.0, 4.0]])) * (12.5 ** 0.5)  # rms of (3, 4) is sqrt(12.5)
+        tensor([[3.0000, 4.0000]], grad_fn=<MulBackward0>)
+    """
     if kind == "layer":
         return nn.LayerNorm(d_model)
     if kind == "rms":

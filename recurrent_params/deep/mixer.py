@@ -9,6 +9,7 @@ from torch.nn import functional as F
 __all__ = ["ChannelMixer", "MIXERS"]
 
 MIXERS = ("glu", "mlp")
+"""Accepted ``mixer`` names."""
 
 
 class ChannelMixer(nn.Module):

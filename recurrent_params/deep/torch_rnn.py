@@ -10,6 +10,7 @@ from recurrent_params.deep._base import SequenceModel
 __all__ = ["TorchRNNStack", "KINDS"]
 
 KINDS = ("lstm", "gru")
+"""Accepted ``kind`` names of :class:`TorchRNNStack`."""
 
 
 class TorchRNNStack(SequenceModel):
