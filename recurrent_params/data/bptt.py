@@ -3,7 +3,8 @@
 The stream is cut into ``batch_size`` equal contiguous rows (the tail that does not fill a row is
 dropped), giving a ``(batch, T)`` matrix; training then walks it left to right in windows of
 ``seq_len`` steps, target = input shifted by one token, carrying the recurrent state from one
-window to the next (the word-level language-model recipe of Zaremba et al. on PTB, batch-first).
+window to the next (the word-level language-model recipe of Zaremba et al. on PTB, batch-first;
+here the Brown corpus of `load_brown` stands in for PTB).
 
 References:
     Zaremba, Sutskever & Vinyals, "Recurrent neural network regularization", arXiv 1409.2329.

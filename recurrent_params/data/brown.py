@@ -110,7 +110,8 @@ def read_brown_sentences(path: str | Path) -> list[list[str]]:
 
 @dataclass
 class BrownCorpus:
-    """The prepared corpus: one token-id stream per split and the vocabulary.
+    """The prepared Brown corpus (standing in for PTB): one token-id stream per split and the
+    vocabulary.
 
     Attributes:
         train: int64 ``(n_train,)``, the training files' sentences, each ended by ``<eos>``.

