@@ -99,9 +99,9 @@ PRESETS: dict[str, dict] = {
 }
 
 #: relative cost of one training step per model at equal parameter count (measured at the cpu
-#: preset, one thread; used only to balance the torchrun ranks)
-_COST = {"lru": 1.0, "diag-polar": 1.0, "diag-expmag": 1.0, "dense": 1.5, "lstm": 1.5,
-         "gru": 1.5}
+#: preset, one thread, ``--measure``; used only to balance the torchrun ranks)
+_COST = {"lru": 1.0, "diag-polar": 1.0, "diag-expmag": 1.0, "dense": 1.5, "lstm": 1.0,
+         "gru": 3.0}
 
 
 # -- models -------------------------------------------------------------------------------------
