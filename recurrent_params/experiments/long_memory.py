@@ -60,8 +60,10 @@ from recurrent_params.experiments._runs import (
     set_rng_state,
 )
 
-__all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "add_arguments", "run",
-           "build_model", "count_parameters", "match_budget", "make_optimizer", "load_task"]
+__all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "Task", "add_arguments", "run",
+           "sizes_for", "plan", "measure", "build_model", "count_parameters", "match_budget",
+           "make_optimizer", "load_task", "train_run", "summary_table", "markdown_table",
+           "plot_curves", "summarize"]
 
 HELP = ("Deep recurrent stacks (LRU, diagonal RNN without and with the curse-of-memory cure, "
         "dense RNN, LSTM, GRU) of equal parameter count on 784-step sequential and permuted "
@@ -788,3 +790,13 @@ def plot_curves(runs: list[dict], path: Path) -> None:
         axes[1][j].set_xlabel("epoch")
         axes[0][j].legend(fontsize=7)
     save_figure(fig, path)
+
+
+def summarize(result: dict) -> str:
+    """One sentence for the demo's summary."""
+    parts = [f"{r['model']} {100 * r['test_acc_mean']:.0f}%" for r in result["table"]]
+    s = result["sizes"]
+    data = "upsampled 8x8 digits (stand-in)" if s["datasets"] == ["digits28"] else \
+        "/".join(s["datasets"])
+    return (f"{data}, 784 steps, {result['budget']} parameters each, {s['epochs']} epoch(s): "
+            + ", ".join(parts) + ".")

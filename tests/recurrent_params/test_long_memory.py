@@ -52,6 +52,7 @@ def test_quick_preset_runs_end_to_end_and_writes_its_outputs(tmp_path, capsys):
         assert all(math.isfinite(v["median"]) for v in r["eff_lr"].values())
     summary = json.loads((tmp_path / "long-memory.json").read_text())
     assert len(summary["table"]) == len(lm.MODELS)
+    assert "stand-in" in lm.summarize(summary)
     table = (tmp_path / "long_memory.md").read_text()
     assert table.count("| digits28 | permuted |") == len(lm.MODELS)
     assert (tmp_path / "long_memory.png").exists()
