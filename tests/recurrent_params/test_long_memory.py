@@ -9,13 +9,7 @@ import math
 import pytest
 import torch
 
-from diagnostics import (
-    EffectiveLRTracker,
-    effective_learning_rates,
-    grouped_summary,
-    recurrent_parameter_groups,
-)
-from recurrent_params import ALIF, S4D
+from diagnostics import recurrent_parameter_groups
 from recurrent_params.cli import main
 from recurrent_params.experiments import long_memory as lm
 
@@ -170,19 +164,6 @@ def test_groups_put_each_parameter_where_it_belongs(model):
     assert rec  # every model has recurrent parameters
 
 
-def test_groups_of_s4d_alif_and_a_plain_module():
-    net = torch.nn.Sequential(S4D(4, 3), ALIF(4, 5), torch.nn.GRU(5, 5))
-    groups = recurrent_parameter_groups(net)
-    assert groups["0.log_dt"] == "recurrent"
-    assert groups["0.D"] == "input_output"
-    assert all(g == "input_output" for n, g in groups.items() if n.startswith("0.param")
-               and ".C." in n)
-    assert groups["1.A"] == "recurrent" and groups["1.B"] == "input_output"
-    assert groups["2.weight_hh_l0"] == "recurrent" and groups["2.weight_ih_l0"] == "input_output"
-    with pytest.raises(TypeError, match="model"):
-        recurrent_parameter_groups("not a module")
-
-
 def test_optimizer_groups_follow_the_parameter_groups():
     net = lm.build_model("lru", 6, 3, 2)
     groups = recurrent_parameter_groups(net)
@@ -194,30 +175,6 @@ def test_optimizer_groups_follow_the_parameter_groups():
     ids = {id(p) for p in by_name["recurrent"]["params"]}
     named = dict(net.named_parameters())
     assert ids == {id(named[n]) for n, g in groups.items() if g == "recurrent"}
-
-
-def test_grouped_summary_pools_coordinates_and_the_tracker_records_it():
-    a = torch.nn.Parameter(torch.zeros(2))
-    b = torch.nn.Parameter(torch.zeros(1))
-    c = torch.nn.Parameter(torch.zeros(1))
-    named = {"a": a, "b": b, "c": c}
-    groups = {"a": "recurrent", "b": "recurrent", "c": "other"}
-    opt = torch.optim.Adam([a, b, c], lr=0.1, eps=0.0)
-    with EffectiveLRTracker(opt, named, groups=groups) as tracker:
-        a.grad, b.grad, c.grad = torch.tensor([2.0, -0.5]), torch.tensor([1.0]), \
-            torch.tensor([4.0])
-        opt.step()
-    # one Adam step: eta = lr / ((1 - beta1) |g|) = 1 / |g|: a -> 0.5, 2; b -> 1; c -> 0.25
-    summ = grouped_summary(effective_learning_rates(opt, named), groups)
-    assert summ["recurrent"]["median"] == pytest.approx(1.0)
-    assert summ["recurrent"]["count"] == 3
-    assert summ["recurrent"]["geo_mean"] == pytest.approx(1.0)  # (0.5 * 2 * 1)^(1/3)
-    assert summ["other"]["max"] == pytest.approx(0.25)
-    steps, values = tracker.group_series("recurrent", "max")
-    assert steps == [1] and values == [pytest.approx(2.0)]
-    assert tracker.to_dict()["groups"][0]["other"]["median"] == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="unknown group"):
-        tracker.group_series("mixers")
 
 
 def test_missing_data_names_the_fetch_command(tmp_path):
