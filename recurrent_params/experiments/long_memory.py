@@ -764,15 +764,22 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def plot_curves(runs: list[dict], path: Path) -> None:
-    """Training curves: per task, the training loss and the validation accuracy per epoch of
-    each model (mean over seeds)."""
+    """Training curves: per task (one column), the training loss, the validation accuracy and
+    the median effective learning rate of the recurrent parameters per epoch of each model
+    (mean over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def eff(c):
+        return c.get("eff_lr", {}).get("recurrent", {}).get("median", float("nan"))
+
+    stats = (("train_loss", "training loss", lambda c: c["train_loss"]),
+             ("val_acc", "validation accuracy", lambda c: c["val_acc"]),
+             ("eff_lr", "eff. LR, recurrent (median)", eff))
     tasks = list(dict.fromkeys((r["dataset"], r["order"]) for r in runs))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(4.2 * len(tasks), 6.4), squeeze=False)
+    fig, axes = plt.subplots(3, len(tasks), figsize=(4.2 * len(tasks), 9.0), squeeze=False)
     for j, task in enumerate(tasks):
         sub = [r for r in runs if (r["dataset"], r["order"]) == task]
         for model in dict.fromkeys(r["model"] for r in sub):
@@ -781,13 +788,14 @@ def plot_curves(runs: list[dict], path: Path) -> None:
                 continue
             n = min(len(c) for c in curves)
             epochs = [c["epoch"] + 1 for c in curves[0][:n]]
-            for i, stat in enumerate(("train_loss", "val_acc")):
-                ys = [sum(c[e][stat] for c in curves) / len(curves) for e in range(n)]
+            for i, (_, _, get) in enumerate(stats):
+                ys = [sum(get(c[e]) for c in curves) / len(curves) for e in range(n)]
                 axes[i][j].plot(epochs, ys, marker="o", ms=3, label=model)
         axes[0][j].set_title(f"{task[0]}, {task[1]}")
-        axes[0][j].set_ylabel("training loss")
-        axes[1][j].set_ylabel("validation accuracy")
-        axes[1][j].set_xlabel("epoch")
+        for i, (_, label, _) in enumerate(stats):
+            axes[i][j].set_ylabel(label)
+        axes[2][j].set_yscale("log")
+        axes[2][j].set_xlabel("epoch")
         axes[0][j].legend(fontsize=7)
     save_figure(fig, path)
 
