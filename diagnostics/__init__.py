@@ -28,6 +28,11 @@ from diagnostics.hessian_operator import HessianOperator
 from diagnostics.memory_sensitivity import MemorySensitivityReport, memory_sensitivity
 from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment, sensitivity
 from diagnostics.parameter_blocks import ParameterBlock
+from diagnostics.parameter_groups import (
+    PARAMETER_GROUPS,
+    grouped_summary,
+    recurrent_parameter_groups,
+)
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
@@ -64,6 +69,9 @@ __all__ = [
     "EffectiveLRs",
     "EffectiveLRTracker",
     "supported_optimizers",
+    "recurrent_parameter_groups",
+    "grouped_summary",
+    "PARAMETER_GROUPS",
     # Transition radii
     "transition_radii",
     "spectral_radius",

@@ -20,6 +20,7 @@ from diagnostics.effective_lr import (
     effective_learning_rates,
     supported_optimizers,
 )
+from diagnostics.parameter_groups import grouped_summary
 
 __all__ = ["EffectiveLRTracker"]
 
@@ -48,11 +49,17 @@ class EffectiveLRTracker:
             (see :func:`~diagnostics.effective_learning_rates`).
         keep_tensors: also keep the per-coordinate tensors (memory: one copy of the model per
             record).
+        groups: ``name -> group`` (e.g. :func:`~diagnostics.recurrent_parameter_groups`):
+            also pool each record's coordinates per group
+            (:func:`~diagnostics.grouped_summary`) before the tensors are dropped; read them
+            with :meth:`group_series`.
 
     Attributes:
         steps: optimiser step counts at which records were taken.
         records: the :class:`~diagnostics.EffectiveLRs` of each record (tensors dropped
             unless ``keep_tensors``).
+        group_records: with ``groups``, the :func:`~diagnostics.grouped_summary` of each
+            record (``group -> statistics``); empty otherwise.
 
     Examples:
         >>> import torch
@@ -76,6 +83,7 @@ class EffectiveLRTracker:
         every: int = 1,
         definition: str = "preconditioner",
         keep_tensors: bool = False,
+        groups: dict[str, str] | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -87,6 +95,8 @@ class EffectiveLRTracker:
         self.keep_tensors = keep_tensors
         self.steps: list[int] = []
         self.records: list[EffectiveLRs] = []
+        self.groups = dict(groups) if groups is not None else None
+        self.group_records: list[dict[str, dict]] = []
         self._calls = 0
         if definition not in ("preconditioner", "all_ones"):
             raise ValueError(
@@ -108,10 +118,12 @@ class EffectiveLRTracker:
             return
         rec = effective_learning_rates(optimizer, self.named_parameters,
                                        definition=self.definition)
+        keep = bisect_left(self.steps, step)  # a rewind: drop the records from `step` on
+        del self.steps[keep:], self.records[keep:], self.group_records[keep:]
+        if self.groups is not None:
+            self.group_records.append(grouped_summary(rec, self.groups))
         if not self.keep_tensors:
             rec.rates = {}
-        keep = bisect_left(self.steps, step)  # a rewind: drop the records from `step` on
-        del self.steps[keep:], self.records[keep:]
         self.steps.append(step)
         self.records.append(rec)
 
@@ -144,10 +156,28 @@ class EffectiveLRTracker:
             raise ValueError(f"unknown parameter {name!r}; recorded: {self.names()}")
         return list(self.steps), [r.summary[name][stat] for r in self.records]
 
+    def group_series(self, group: str, stat: str = "geo_mean") -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of one statistic of one parameter group (needs ``groups``).
+
+        Args:
+            group: a group name, e.g. ``"recurrent"``.
+            stat: ``"geo_mean"``, ``"min"``, ``"q10"``, ``"median"``, ``"q90"`` or ``"max"``.
+        """
+        if self.groups is None:
+            raise ValueError("group_series needs a tracker built with groups=")
+        seen = list(self.group_records[0]) if self.group_records else []
+        if self.group_records and group not in seen:
+            raise ValueError(f"unknown group {group!r}; recorded: {seen}")
+        return list(self.steps), [r[group][stat] for r in self.group_records]
+
     def to_dict(self) -> dict:
-        """JSON-serialisable history: steps and per-tensor summaries."""
-        return {"definition": self.definition, "steps": list(self.steps),
-                "summary": [r.summary for r in self.records]}
+        """JSON-serialisable history: steps, per-tensor summaries and, with ``groups``,
+        per-group summaries."""
+        out = {"definition": self.definition, "steps": list(self.steps),
+               "summary": [r.summary for r in self.records]}
+        if self.groups is not None:
+            out["groups"] = list(self.group_records)
+        return out
 
     def plot(self, stat: str = "geo_mean", *, names: list[str] | None = None,
              ax: matplotlib.axes.Axes | None = None, band: bool = True) -> matplotlib.figure.Figure:

@@ -40,6 +40,7 @@ EXPERIMENTS: dict[str, str] = {
     "hessian": "hessian",
     "lsc": "lsc",
     "demo": "demo",
+    "long-memory": "long_memory",
 }
 
 # a full stop ends a sentence when whitespace (or the end) follows it: "arXiv 2405.21064" and

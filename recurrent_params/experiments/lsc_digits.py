@@ -30,7 +30,6 @@ References:
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ import torch
 from torch import nn
 
 from recurrent_params.experiments._output import save_figure, write_table
+from recurrent_params.experiments._runs import append_record
 from recurrent_params.experiments.digits import (
     N_CLASSES,
     SEQ_LEN,
@@ -330,9 +330,7 @@ def sizes_for(args) -> dict:
 
 
 def _log(path: Path | None, record: dict) -> None:
-    if path is not None:
-        with open(path, "a") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
+    append_record(path, record)
 
 
 def _train_and_record(rec: dict, net, data, epochs: int, lr: float, batch: int, seed: int,

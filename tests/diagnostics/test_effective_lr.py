@@ -401,6 +401,24 @@ def test_tracker_records_the_optimizers_step_after_a_rewind():
     tracker.remove()
 
 
+def test_tracker_group_records_follow_a_rewind():
+    grads = _grads(9, shape=(3,))
+    p = torch.nn.Parameter(torch.zeros(3, dtype=DT))
+    opt = torch.optim.Adam([p], lr=1e-2)
+    tracker = EffectiveLRTracker(opt, {"p": p}, every=2, groups={"p": "recurrent"})
+    _adam_steps(opt, p, grads[:3])
+    saved = (copy.deepcopy(opt.state_dict()), p.detach().clone())
+    _adam_steps(opt, p, grads[3:6])
+    opt.load_state_dict(saved[0])
+    with torch.no_grad():
+        p.copy_(saved[1])
+    _adam_steps(opt, p, grads[6:9])
+    steps, values = tracker.group_series("recurrent", "median")
+    assert steps == [2, 4, 6] and len(values) == 3 == len(tracker.group_records)
+    assert values[-1] == tracker.records[-1].summary["p"]["median"]  # the new run's step 6
+    tracker.remove()
+
+
 def test_tracker_on_a_resumed_optimizer_records_its_step_numbers():
     grads = _grads(6, shape=(3,))
     p = torch.nn.Parameter(torch.zeros(3, dtype=DT))
