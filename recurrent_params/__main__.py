@@ -2,6 +2,6 @@
 
 import sys
 
-from recurrent_params.cli import main
+from recurrent_params.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

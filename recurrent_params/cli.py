@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from recurrent_params.allocator import keep_freed_memory
 from recurrent_params.experiments._arg_types import positive_int, seed
 
 #: subcommand -> module under ``recurrent_params.experiments``.
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineErrorParser(
         prog="recurrent-params",
         description="Reproduce the core results of the curse-of-memory (arXiv 2405.21064) and "
-        "Local Stability Condition (arXiv 2308.12075) papers on generated data.",
+        "Local Stability Condition (arXiv 2308.12075) papers, on generated data and on real "
+        "sequences (sequential MNIST / Fashion-MNIST, the Brown corpus).",
     )
     sub = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True,
                                 parser_class=_OneLineErrorParser)
@@ -165,5 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console_main() -> int:
+    """The ``recurrent-params`` console script and ``python -m recurrent_params``.
+
+    :func:`main` plus one process-wide setting that a library call must not make: freed host
+    memory stays in the process (:func:`recurrent_params.keep_freed_memory`), so training steps
+    at 784+ steps stop page-faulting their batch-sized temporaries in afresh (measured in
+    ``docs/benchmarks.md``). ``RECURRENT_PARAMS_KEEP_FREED_MEMORY=0`` leaves glibc's defaults.
+    """
+    if os.environ.get("RECURRENT_PARAMS_KEEP_FREED_MEMORY", "1") != "0":
+        keep_freed_memory()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

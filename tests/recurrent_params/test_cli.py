@@ -144,3 +144,25 @@ def test_demo_lsc_part_is_the_measured_budget():
     assert (s["cells"], s["depths"], s["hidden"], s["epochs"], s["pretrain_steps"]) == (
         ["lstm"], [2], 32, 20, 15)
     assert s["ffn"] is False and s["seeds"] == 1
+
+
+def _console(env_value):
+    code = ("import ctypes, sys; import recurrent_params.cli as c; sys.argv=['x', '--help'];\n"
+            "try: c.console_main()\nexcept SystemExit: pass\n"
+            "from tests.recurrent_params.test_allocator import _mallinfo2\n"
+            "import torch; f = _mallinfo2(); before = f().hblkhd\n"
+            "t = torch.empty(64 * 2**20, dtype=torch.uint8)\n"
+            "print(f().hblkhd - before)")
+    env = {**__import__("os").environ, "RECURRENT_PARAMS_KEEP_FREED_MEMORY": env_value}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_console_script_keeps_freed_memory_unless_told_not_to():
+    from tests.recurrent_params.test_allocator import _mallinfo2
+
+    if _mallinfo2() is None:
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    assert _console("1") == 0  # a 64 MiB tensor comes from the heap, not a fresh mmap
+    assert _console("0") >= 64 * 2**20
