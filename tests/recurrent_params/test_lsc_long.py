@@ -1,0 +1,233 @@
+"""The LSC paper's protocols at their real lengths (``lsc --task smnist|fashion|brown``): quick
+presets end to end on stand-in data, resumable sweeps, checkpoint resume, the gradient-norm
+probe."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from recurrent_params.cli import main
+from recurrent_params.experiments import lsc_brown, lsc_long
+
+SMNIST = ["lsc", "--task", "smnist", "--quick", "--no-progress", "--threads", "1"]
+BROWN = ["lsc", "--task", "brown", "--quick", "--no-progress", "--threads", "1"]
+TINY = ["--train-size", "16", "--val-size", "8", "--test-size", "8"]
+
+
+def _cli(argv):
+    """The command line in this process, restoring the torch thread count."""
+    threads = torch.get_num_threads()
+    try:
+        return main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _records(folder, stem):
+    return [json.loads(line) for line in (folder / f"{stem}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def no_data(tmp_path):
+    """An empty data folder: the quick preset falls back to its generated stand-in."""
+    folder = tmp_path / "no-data"
+    folder.mkdir()
+    return str(folder)
+
+
+def test_smnist_quick_runs_on_the_stand_in_and_records_radii_and_gradients(tmp_path, no_data,
+                                                                           capsys):
+    out = tmp_path / "out"
+    argv = [*SMNIST, *TINY, "--cells", "lstm", "--inits", "default", "lsc-0.5",
+            "--data-root", no_data, "--out", str(out)]
+    assert _cli(argv) == 0
+    text = capsys.readouterr().out
+    assert "generated stand-in" in text and "NOT MNIST" in text
+    recs = _records(out, "lsc_long_runs")
+    assert [r["init"] for r in recs] == ["default", "lsc-0.5"]
+    times = lsc_long.probe_times(784)
+    assert times == [0, 196, 392, 588, 783]
+    for r in recs:
+        assert r["task"] == "smnist" and r["cell"] == "lstm" and r["depth"] == 2
+        assert 0 <= r["test_acc"] <= 1 and 0 <= r["best_epoch"] < r["epochs_run"] == 2
+        assert set(r["radii_start"]) == {"layer0.time", "layer0.depth", "layer1.time",
+                                         "layer1.depth"}
+        for key in ("grad_norms_start", "grad_norms_end"):
+            g = r[key]
+            assert g["times"] == times and set(g) == {"times", "layer0", "layer1"}
+            assert all(math.isfinite(v) and v >= 0 for v in g["layer0"] + g["layer1"])
+    lsc = recs[1]
+    assert lsc["lsc_steps"] >= 1 and set(lsc["lsc_radii_after"]) == set(lsc["radii_start"])
+    summary = json.loads((out / "lsc.json").read_text())
+    assert summary["task"] == "smnist" and "stand-in" in summary["source"]
+    assert [(r["net"], r["init"]) for r in summary["table"]] == [("lstm", "default"),
+                                                                ("lstm", "lsc-0.5")]
+    assert (out / "lsc_long.md").read_text().count("| lstm | 2 |") == 2
+    assert not list((out / "lsc_long_checkpoints").glob("*.pt"))  # cleaned up
+
+
+def test_alif_quick_runs_on_spikes_labelled_as_the_shd_stand_in(no_data, capsys):
+    argv = [*SMNIST, *TINY, "--cells", "alif", "--inits", "lsc-0.5", "--epochs", "1",
+            "--data-root", no_data]
+    assert _cli(argv) == 0
+    text = capsys.readouterr().out
+    assert "stand-in for SHD" in text and "alifx2/lsc-0.5" in text
+
+
+def _fake_brown(folder):
+    """Ten tagged files: 8 train, 1 valid, 1 test (the loader's split by position)."""
+    words = ["the/at", "dog/nn", "cat/nn", "runs/vbz", "sees/vbz", "a/at", "big/jj", "./."]
+    g = torch.Generator().manual_seed(0)
+    for i in range(10):
+        lines = []
+        for _ in range(40):
+            idx = torch.randint(len(words), (7,), generator=g).tolist()
+            lines.append(" ".join(words[j] for j in idx))
+        (folder / f"ca{i + 1:02d}").write_text("\n\n".join(lines) + "\n")
+
+
+def test_brown_quick_reads_a_corpus_folder_and_reports_perplexities(tmp_path, capsys):
+    corpus = tmp_path / "brown"
+    corpus.mkdir()
+    _fake_brown(corpus)
+    out = tmp_path / "out"
+    argv = [*BROWN, "--nets", "lstm2", "lru2", "--inits", "default", "lsc-0.5",
+            "--data-root", str(corpus), "--out", str(out)]
+    assert _cli(argv) == 0
+    text = capsys.readouterr().out
+    assert "PTB stand-in" in text or "standing in for PTB" in text
+    recs = _records(out, "lsc_brown_runs")
+    keys = {r["key"] for r in recs}
+    assert {"brown/lstm2/default/seed0", "brown/lstm2/lsc-0.5/seed0",
+            "brown/lru2/default/seed0"} <= keys
+    vocab = 2 + 8  # <unk>, <eos> and the eight words
+    for r in recs:
+        assert 1 < r["val_ppl"] < 10 * vocab and 1 < r["test_ppl"] < 10 * vocab
+        assert r["epochs_run"] == 2
+    why = lsc_brown.lru_lsc_support()
+    if why is None:
+        assert "brown/lru2/lsc-0.5/seed0" in keys
+    else:
+        assert "SKIPPED 1 LRU runs with LSC" in text
+
+
+def test_brown_quick_falls_back_to_a_generated_corpus(no_data, capsys):
+    argv = [*BROWN, "--nets", "lstm1", "--inits", "default", "--epochs", "1",
+            "--train-size", "400", "--test-size", "200", "--data-root", no_data]
+    assert _cli(argv) == 0
+    assert "generated stand-in corpus" in capsys.readouterr().out
+
+
+def test_rerun_skips_finished_runs(tmp_path, no_data, capsys, monkeypatch):
+    argv = [*SMNIST, *TINY, "--cells", "gru", "--inits", "default", "--epochs", "1",
+            "--data-root", no_data, "--out", str(tmp_path)]
+    assert _cli(argv) == 0
+    first = _records(tmp_path, "lsc_long_runs")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(lsc_long, "train_run", fail)
+    capsys.readouterr()
+    assert _cli(argv) == 0
+    assert "1 of 1 runs already in" in capsys.readouterr().out
+    assert _records(tmp_path, "lsc_long_runs") == first
+    summary = json.loads((tmp_path / "lsc.json").read_text())
+    assert summary["table"][0]["test_acc_mean"] == first[0]["test_acc"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_checkpoint_resume_gives_the_same_numbers(tmp_path, no_data, monkeypatch):
+    argv = [*SMNIST, *TINY, "--cells", "lstm", "--inits", "lsc-1.0", "--data-root", no_data]
+    assert _cli([*argv, "--out", str(tmp_path / "straight")]) == 0
+    straight = _records(tmp_path / "straight", "lsc_long_runs")[0]
+
+    def stop(key, epoch):
+        if epoch == 0:
+            raise _Stop
+
+    monkeypatch.setattr(lsc_long, "_on_epoch_end", stop)
+    with pytest.raises(_Stop):
+        _cli([*argv, "--out", str(tmp_path / "cut")])
+    assert len(list((tmp_path / "cut" / "lsc_long_checkpoints").glob("*.pt"))) == 1
+    monkeypatch.setattr(lsc_long, "_on_epoch_end", lambda key, epoch: None)
+    assert _cli([*argv, "--out", str(tmp_path / "cut")]) == 0
+    resumed = _records(tmp_path / "cut", "lsc_long_runs")[0]
+    for key in ("test_acc", "best_epoch", "lsc_steps", "radii_start", "radii_end",
+                "grad_norms_start", "grad_norms_end"):
+        assert resumed[key] == straight[key], key
+    strip = [{k: v for k, v in c.items() if k != "seconds"} for c in straight["curve"]]
+    assert [{k: v for k, v in c.items() if k != "seconds"} for c in resumed["curve"]] == strip
+
+
+def test_brown_checkpoint_resume_gives_the_same_numbers(tmp_path, no_data, monkeypatch):
+    argv = [*BROWN, "--nets", "lstm1", "--inits", "default", "--train-size", "600",
+            "--test-size", "200", "--data-root", no_data]
+    assert _cli([*argv, "--out", str(tmp_path / "straight")]) == 0
+    straight = _records(tmp_path / "straight", "lsc_brown_runs")[0]
+
+    def stop(key, epoch):
+        if epoch == 0:
+            raise _Stop
+
+    monkeypatch.setattr(lsc_brown, "_on_epoch_end", stop)
+    with pytest.raises(_Stop):
+        _cli([*argv, "--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(lsc_brown, "_on_epoch_end", lambda key, epoch: None)
+    assert _cli([*argv, "--out", str(tmp_path / "cut")]) == 0
+    resumed = _records(tmp_path / "cut", "lsc_brown_runs")[0]
+    assert (resumed["val_ppl"], resumed["test_ppl"]) == (straight["val_ppl"],
+                                                         straight["test_ppl"])
+    assert [c["train_ppl"] for c in resumed["curve"]] == [c["train_ppl"]
+                                                          for c in straight["curve"]]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradient_norms_at_the_last_step_have_the_closed_form(cell):
+    """At t = T-1 the top layer's gradient is W^T (softmax - onehot) (only the readout reads
+    it), and the layer-by-layer pass gives the network's own logits."""
+    torch.manual_seed(0)
+    net = lsc_long.build_net(cell, 3, 6, dropout=0.3).double()
+    x = torch.randn(4, 30, 1, dtype=torch.float64)
+    y = torch.tensor([0, 3, 7, 9])
+    net.eval()
+    outs, logits = lsc_long._layer_outputs(net, x)
+    torch.testing.assert_close(logits, net(x))
+    g = lsc_long.hidden_gradient_norms(net, x, y, times=[0, 29])
+    with torch.no_grad():
+        p = torch.softmax(net(x), -1) - nn.functional.one_hot(y, 10).double()
+        expected = (p @ net.readout.weight).norm(dim=-1).mean()
+    assert g["times"] == [0, 29] and set(g) == {"times", "layer0", "layer1", "layer2"}
+    assert g["layer2"][1] == pytest.approx(float(expected), rel=1e-10)
+    assert net.training is False  # the mode it was in is restored
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_standin_images_are_pixels_of_ten_balanced_classes():
+    x_tr, y_tr, x_te, y_te = lsc_long.standin_images(40, 20)
+    assert x_tr.shape == (40, 784, 1) and x_te.shape == (20, 784, 1)
+    assert float(x_tr.min()) >= 0 and float(x_tr.max()) <= 1
+    assert torch.bincount(y_tr).tolist() == [4] * 10
+
+
+def test_task_options_name_their_owners():
+    from recurrent_params.cli import build_parser
+    from recurrent_params.experiments.lsc import check_task_options
+
+    args = build_parser().parse_args(["lsc", "--task", "digits", "--permute", "--bptt", "9"])
+    with pytest.raises(ValueError) as info:
+        check_task_options(args)
+    msg = str(info.value)
+    assert "--permute is an option of --task smnist, not of --task digits (also of --task " \
+           "fashion)" in msg
+    assert "--bptt is an option of --task brown, not of --task digits" in msg
+    ok = build_parser().parse_args(["lsc", "--task", "fashion", "--permute", "--epochs", "3"])
+    check_task_options(ok)
