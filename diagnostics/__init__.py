@@ -1,6 +1,7 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 # Transition radii (the Transition/Driver protocol)
+from diagnostics.block_parameters import block_recurrent_parameters
 from diagnostics.correlated_inputs import correlated_inputs
 
 # Data-parallel support
@@ -57,6 +58,7 @@ __all__ = [
     "hessian_diagonality",
     "DiagonalityReport",
     "participation_number",
+    "block_recurrent_parameters",
     # Estimators for any linear operator (diagnostics.estimators)
     "LinearOperator",
     "FunctionOperator",
