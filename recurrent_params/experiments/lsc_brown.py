@@ -52,6 +52,7 @@ from recurrent_params.experiments._runs import (
     save_checkpoint,
     set_rng_state,
 )
+from recurrent_params.experiments.lsc_long import make_optimizer
 
 __all__ = ["PRESETS", "BROWN_INITS", "net_name", "build_lm", "standin_corpus", "lru_lsc_support",
            "sizes_for", "train_run", "run_brown", "measure", "summary_table", "markdown_table",
@@ -167,13 +168,6 @@ def _detach(state):
     return state
 
 
-def _optimizer(params, lr: float):
-    from optim import AdaBelief, lookahead
-
-    return lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
-                     k=6, alpha=0.5)
-
-
 @torch.no_grad()
 def _perplexity(model, stream: torch.Tensor, bptt: int, batch: int = 10) -> float:
     from recurrent_params.data import batchify, bptt_batches
@@ -234,7 +228,7 @@ def train_run(item: dict, s: dict, corpus, *, checkpoint: Path | None = None,
     vocab = len(corpus.vocab)
     torch.manual_seed(seed)
     model = build_lm(net, s, vocab)
-    opt = _optimizer(model.parameters(), s["lr"])
+    opt = make_optimizer(model.parameters(), s["lr"])
     gen = torch.Generator().manual_seed(seed + 99)
     train = corpus.train[:s["train_tokens"]] if s["train_tokens"] else corpus.train
     valid = corpus.valid[:s["eval_tokens"]] if s["eval_tokens"] else corpus.valid
@@ -351,7 +345,7 @@ def _load_corpus(s: dict, data_root: Path | None):
 
 def run_brown(args) -> dict | None:
     """``lsc --task brown``: the resumable sweep; rank 0 prints and writes the tables."""
-    from recurrent_params.experiments.lsc_long import run_resumable
+    from recurrent_params.experiments.resumable_sweep import run_resumable
 
     s = sizes_for(args)
     corpus, source = _load_corpus(s, args.data_root)
@@ -455,15 +449,15 @@ def _lm_step(model, opt, x, y, clip: float):
 def measure(s: dict, vocab_size: int, repeats: int = 1) -> dict:
     """Seconds of one training step (a BPTT window of ``batch x bptt`` tokens: forward,
     backward, clipping, optimiser) and of one LSC pre-training step on the same window
-    (:func:`~recurrent_params.experiments.lsc_long.time_lsc_step`), per network, and their
+    (:func:`~recurrent_params.experiments.lsc_costs.time_lsc_step`), per network, and their
     ratio."""
-    from recurrent_params.experiments.lsc_long import time_lsc_step, time_training_step
+    from recurrent_params.experiments.lsc_costs import time_lsc_step, time_training_step
 
     out = {}
     for net in s["nets"]:
         torch.manual_seed(0)
         model = build_lm(net, s, vocab_size)
-        opt = _optimizer(model.parameters(), s["lr"])
+        opt = make_optimizer(model.parameters(), s["lr"])
         x = torch.randint(0, vocab_size, (s["batch"], s["bptt"]))
         y = torch.randint(0, vocab_size, (s["batch"], s["bptt"]))
         t_step = time_training_step(_lm_step(model, opt, x, y, s["clip"]), repeats)

@@ -42,7 +42,6 @@ References:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -55,10 +54,7 @@ from torch import nn
 
 from recurrent_params.experiments._output import write_table
 from recurrent_params.experiments._runs import (
-    append_record,
     load_checkpoint,
-    read_records,
-    records_path,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -74,9 +70,9 @@ from recurrent_params.experiments.lsc_digits import (
 from recurrent_params.experiments.spike_encoding import threshold_crossing
 
 __all__ = ["TASKS", "CELLS", "PRESETS", "ImageTask", "load_images", "standin_images",
-           "build_net", "hidden_gradient_norms", "probe_times", "sizes_for", "train_run",
-           "run_long", "run_resumable", "measure", "time_training_step", "time_lsc_step",
-           "summary_table", "markdown_table", "summarize"]
+           "build_net", "make_optimizer", "hidden_gradient_norms", "probe_times", "sizes_for",
+           "train_run",
+           "run_long", "summary_table", "markdown_table", "summarize"]
 
 TASKS = ("smnist", "fashion")
 CELLS = ("lstm", "gru", "alif")
@@ -95,16 +91,18 @@ PRESETS: dict[str, dict] = {
                   patience=10, batch=32, train=64, val=32, test=32, pretrain_steps=3,
                   pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8),
     "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=3,
-                patience=10, batch=256, train=512, val=256, test=512, pretrain_steps=20,
+                patience=10, batch=32, train=224, val=64, test=128, pretrain_steps=20,
                 pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=32),
     "full": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=4, epochs=200,
                  patience=10, batch=256, train=None, val=1000, test=None, pretrain_steps=200,
                  pretrain_batch=256, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=64),
 }
 
-#: relative cost of one training step per cell and layer (measured, one thread, 784 steps,
-#: width 128; used only to balance the torchrun ranks)
-_COST = {"lstm": 4.0, "gru": 3.0, "alif": 1.0}
+#: relative cost of one training sample per cell and layer (measured with ``--measure``: one
+#: thread, 784 steps, width 128, batch 256; used only to balance the torchrun ranks)
+_COST = {"lstm": 1.0, "gru": 0.6, "alif": 0.5}
+#: one LSC pre-training sample, in training samples (measured ratio of the steps, about 0.3)
+_LSC_COST = 0.3
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -311,7 +309,9 @@ def _radii(net: nn.Module, x: torch.Tensor, seed: int) -> dict[str, float]:
 # -- training -------------------------------------------------------------------------------------
 
 
-def _optimizer(params, lr: float):
+def make_optimizer(params, lr: float):
+    """AdaBelief (eps 1e-14, rectified, no weight decay) inside Lookahead(6, 0.5): the LSC
+    paper's training optimiser."""
     from optim import AdaBelief, lookahead
 
     return lookahead(AdaBelief(params, lr=lr, eps=1e-14, rectify=True, weight_decay=0.0),
@@ -359,7 +359,7 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
     torch.manual_seed(seed)  # the same initial network for every init of a seed
     net = build_net(cell, depth, s["hidden"], s["dropout"]).to(device)
     lr = s["alif_lr"] if cell == "alif" else s["lr"]
-    opt = _optimizer(net.parameters(), lr)
+    opt = make_optimizer(net.parameters(), lr)
     shuffle = torch.Generator().manual_seed(seed + 12345)
     probe = min(s["probe"], len(data.y_val))
     px, py = data.x_val[:probe], data.y_val[:probe]
@@ -475,45 +475,12 @@ def _work(s: dict, first_seed: int) -> list[dict]:
 
 
 def _cost(item: dict, s: dict) -> float:
-    pre = s["pretrain_steps"] * s["pretrain_batch"] if item["init"].startswith("lsc") else 0
-    return item["depth"] * _COST[item["cell"]] * (s["epochs"] * (s["train"] or 60000) + pre)
-
-
-def run_resumable(work: list[dict], costs: list[float], out: Path | None, stem: str,
-                  signature: str, run_one, describe) -> tuple[list[dict] | None, float]:
-    """Run ``work`` across the torchrun ranks, skipping runs recorded in ``out/<stem>*.jsonl``
-    with this ``signature``; ``run_one(item, checkpoint)`` returns a record (the checkpoint
-    file lies in ``out/<stem without _runs>_checkpoints/`` and is removed once the record is
-    written), ``describe(rec)``
-    the line printed when it finishes. Returns (every run's record in ``work`` order on rank 0,
-    ``None`` elsewhere; the seconds summed over the ranks)."""
-    from recurrent_params.experiments.sweep import sweep
-
-    previous = {r["key"]: r for r in read_records(out, stem) if r.get("signature") == signature}
-    todo = [(w, c) for w, c in zip(work, costs) if w["key"] not in previous]
-    with sweep() as ctx:
-        if ctx.is_main and len(todo) < len(work):
-            print(f"  {len(work) - len(todo)} of {len(work)} runs already in {out}: skipped")
-        log = records_path(out, stem, ctx.rank, ctx.world)
-        done = []
-        t0 = time.perf_counter()
-        for i, item in ctx.share([w for w, _ in todo], [c for _, c in todo]):
-            ckpt = None
-            if out is not None:
-                ckpt = Path(out) / (stem.removesuffix("_runs") + "_checkpoints") / \
-                    (item["key"].replace("/", "_") + f"_{signature}.pt")
-            rec = run_one(item, ckpt)
-            append_record(log, rec)
-            if ckpt is not None and ckpt.exists():
-                ckpt.unlink()
-            print("  " + describe(rec), flush=True)
-            done.append((i, rec))
-        gathered = ctx.gather(done)
-        seconds = ctx.sum(time.perf_counter() - t0)
-    if gathered is None:
-        return None, seconds
-    new = {r["key"]: r for r in gathered}
-    return [new.get(w["key"]) or previous[w["key"]] for w in work], seconds
+    """Estimated cost of one run in training-sample units (training, evaluation at a third of
+    a training sample, LSC pre-training)."""
+    pre = s["pretrain_steps"] * s["pretrain_batch"] * _LSC_COST \
+        if item["init"].startswith("lsc") else 0
+    per_epoch = (s["train"] or 60000) + (s["val"] + (s["test"] or 10000)) / 3
+    return item["depth"] * _COST[item["cell"]] * (s["epochs"] * per_epoch + pre)
 
 
 def _describe(rec: dict) -> str:
@@ -529,7 +496,9 @@ def run_long(args) -> dict | None:
     (``lsc_long.csv`` / ``.md``), the other ranks return ``None``."""
     s = sizes_for(args)
     if args.measure:
-        return {"task": s["task"], "sizes": s, "measure": measure(s, args.device)}
+        from recurrent_params.experiments.lsc_costs import measure_classifiers
+
+        return {"task": s["task"], "sizes": s, "measure": measure_classifiers(s, args.device)}
     device = args.device
     progress = not args.no_progress
     cache: dict[str, ImageTask] = {}
@@ -558,7 +527,11 @@ def run_long(args) -> dict | None:
     work = _work(s, args.seed)
 
     def run_one(item, ckpt):
-        return train_run(item, s, data_for(item["cell"]), checkpoint=ckpt, progress=progress)
+        data = data_for(item["cell"])
+        return {**train_run(item, s, data, checkpoint=ckpt, progress=progress),
+                "source": data.source}
+
+    from recurrent_params.experiments.resumable_sweep import run_resumable
 
     runs, seconds = run_resumable(work, [_cost(w, s) for w in work], args.out, _RECORDS,
                                   s["signature"], run_one, _describe)
@@ -614,83 +587,6 @@ def markdown_table(rows: list[dict]) -> str:
                      f"{100 * r['test_acc_mean']:.1f} +- {100 * r['test_acc_sd']:.1f} | "
                      f"{r['best_epochs']} | {r['epochs_run']} | {r['radii']} |")
     return "\n".join(lines)
-
-
-# -- per-step costs -------------------------------------------------------------------------------
-
-
-def time_training_step(step, repeats: int = 1, warmup: bool = True) -> float:
-    """Median seconds of ``step()`` over ``repeats`` calls, after one warm-up call."""
-    if warmup:
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
-def time_lsc_step(module: nn.Module, batch: torch.Tensor) -> float:
-    """Seconds of one :class:`optim.LSCPretrainer` step (default options: radii measured with
-    gradients, the gradient step, the rescaling, the shuffle) of a copy of ``module`` on
-    ``batch``, through the public API: ``t(run(num_steps=1)) - 2 t(transition_radii)``, the
-    run minus its measurements before and after (each a radii measurement without gradients
-    on the same batch)."""
-    from diagnostics import transition_radii
-    from optim import LSCPretrainer
-
-    module = copy.deepcopy(module).eval()
-    pre = LSCPretrainer(module, data=[batch], max_steps=2, seed=0, progress=False,
-                        process_group="local")
-    t0 = time.perf_counter()
-    pre.run(num_steps=1)
-    t_run = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        transition_radii(module, batch, generator=torch.Generator().manual_seed(0),
-                         process_group="local", krylov_dim=pre.krylov_dim,
-                         max_restarts=pre.max_restarts)
-    t_measure = time.perf_counter() - t0
-    return max(t_run - 2 * t_measure, 0.0)
-
-
-def _classifier_step(net, opt, x, y):
-    def step():
-        loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-def measure(s: dict, device="cpu", repeats: int = 1) -> dict:
-    """Seconds of one training step (forward + backward + optimiser) and of one LSC
-    pre-training step (:func:`time_lsc_step`) of every (cell, depth) at the preset's width and
-    training batch, on random 784-step inputs, and their ratio. Pre-training is timed on a
-    batch of the training size (the cost the paper's protocol pays: task batches of 256),
-    whatever ``pretrain_batch`` says."""
-    out = {}
-    b = s["batch"]
-    for cell in s["cells"]:
-        for depth in s["depths"]:
-            torch.manual_seed(0)
-            net = build_net(cell, depth, s["hidden"], s["dropout"]).to(device)
-            d = 2 * SPIKE_LEVELS if cell == "alif" else 1
-            x = torch.randn(b, SEQ_LEN, d, device=device)
-            if cell == "alif":
-                x = (x > 1.5).float()  # sparse spikes
-            y = torch.randint(0, N_CLASSES, (b,), device=device)
-            opt = _optimizer(net.parameters(), s["lr"])
-            t_step = time_training_step(_classifier_step(net, opt, x, y), repeats)
-            t_pre = time_lsc_step(net.recurrent, x)
-            out[f"{cell}x{depth}"] = {"step_s": t_step, "lsc_step_s": t_pre,
-                                      "ratio": t_pre / t_step}
-            print(f"  {cell} x{depth}: training step {t_step:7.2f} s, LSC step {t_pre:7.2f} s "
-                  f"(ratio {t_pre / t_step:.2f}); batch {b}, width {s['hidden']}, 784 steps, "
-                  f"{torch.get_num_threads()} thread(s)", flush=True)
-    return out
 
 
 def summarize(result: dict) -> str:
