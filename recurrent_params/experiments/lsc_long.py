@@ -621,35 +621,56 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(t.mean()), float(t.std()) if len(t) > 1 else 0.0
 
 
+def _mean_radii(rs: list[dict], key: str) -> str:
+    names = [k for k in rs[0].get(key, {}) if all(k in r.get(key, {}) for r in rs)]
+    return " ".join(f"{k}={_mean_sd([r[key][k] for r in rs])[0]:.2f}" for k in names)
+
+
+def _log_grads(rs: list[dict], key: str, index: int) -> str:
+    """Per layer, the mean over seeds of log10 of the gradient norm at probe ``index``."""
+    layers = [k for k in rs[0].get(key, {}) if k.startswith("layer")]
+    parts = []
+    for k in layers:
+        logs = [math.log10(r[key][k][index]) if r[key][k][index] > 0 else -math.inf for r in rs]
+        parts.append(f"{k[5:]}:{_mean_sd(logs)[0]:.0f}" if all(map(math.isfinite, logs))
+                     else f"{k[5:]}:-inf")
+    return " ".join(parts)
+
+
 def summary_table(runs: list[dict]) -> list[dict]:
-    """One row per (cell, depth, init): test accuracy mean / SD over seeds, the best epochs,
-    how many runs stopped early, and the mean radii reached (start of training)."""
+    """One row per (cell, depth, init): test accuracy mean / SD over seeds, the best epochs and
+    epochs run of every seed, the mean radii (time and depth, per layer) at the start and at
+    the end of training, and per layer the mean log10 norm of the state gradient at $t = 0$
+    at the start and at the end of training."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
     rows = []
     for (cell, depth, init), rs in groups.items():
         mean, sd = _mean_sd([r["test_acc"] for r in rs])
-        radii: dict[str, float] = {}
-        for k in rs[0]["radii_start"]:
-            radii[k] = _mean_sd([r["radii_start"][k] for r in rs])[0]
         rows.append({"net": cell, "depth": depth, "init": init, "seeds": len(rs),
                      "test_acc_mean": mean, "test_acc_sd": sd,
                      "best_epochs": " ".join(str(r["best_epoch"]) for r in rs),
                      "epochs_run": " ".join(str(r["epochs_run"]) for r in rs),
                      "diverged": sum(bool(r["diverged"]) for r in rs),
-                     "radii": " ".join(f"{k}={v:.2f}" for k, v in radii.items())})
+                     "radii": _mean_radii(rs, "radii_start"),
+                     "radii_end": _mean_radii(rs, "radii_end"),
+                     "log10_grad_t0_start": _log_grads(rs, "grad_norms_start", 0),
+                     "log10_grad_t0_end": _log_grads(rs, "grad_norms_end", 0)})
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table (accuracy in %)."""
     lines = ["| net | depth | init | seeds | test acc. (%) | best epochs | epochs run | "
-             "radii at start of training |", "|---|---|---|---|---|---|---|---|"]
+             "radii at start of training | radii at end | log10 grad norm at t = 0 per layer, "
+             "start / end |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['depth']} | {r['init']} | {r['seeds']} | "
                      f"{100 * r['test_acc_mean']:.1f} +- {100 * r['test_acc_sd']:.1f} | "
-                     f"{r['best_epochs']} | {r['epochs_run']} | {r['radii']} |")
+                     f"{r['best_epochs']} | {r['epochs_run']} | {r['radii']} | "
+                     f"{r['radii_end']} | {r['log10_grad_t0_start']} / "
+                     f"{r['log10_grad_t0_end']} |")
     return "\n".join(lines)
 
 
