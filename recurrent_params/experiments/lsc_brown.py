@@ -217,7 +217,7 @@ def _on_epoch_end(key: str, epoch: int) -> None:
 
 
 def train_run(item: dict, s: dict, corpus, *, checkpoint: Path | None = None,
-              progress: bool = False) -> dict:
+              progress: bool = False, device="cpu") -> dict:
     """Initialise, pre-train (LSC inits) and train one (net, init, seed) by truncated BPTT
     with early stopping; resume from ``checkpoint``. Returns the run's record."""
     from optim import LSCPretrainer
@@ -227,12 +227,12 @@ def train_run(item: dict, s: dict, corpus, *, checkpoint: Path | None = None,
     net, init, seed = item["net"], item["init"], item["seed"]
     vocab = len(corpus.vocab)
     torch.manual_seed(seed)
-    model = build_lm(net, s, vocab)
+    model = build_lm(net, s, vocab).to(device)
     opt = make_optimizer(model.parameters(), s["lr"])
     gen = torch.Generator().manual_seed(seed + 99)
-    train = corpus.train[:s["train_tokens"]] if s["train_tokens"] else corpus.train
-    valid = corpus.valid[:s["eval_tokens"]] if s["eval_tokens"] else corpus.valid
-    test = corpus.test[:s["eval_tokens"]] if s["eval_tokens"] else corpus.test
+    train = (corpus.train[:s["train_tokens"]] if s["train_tokens"] else corpus.train).to(device)
+    valid = (corpus.valid[:s["eval_tokens"]] if s["eval_tokens"] else corpus.valid).to(device)
+    test = (corpus.test[:s["eval_tokens"]] if s["eval_tokens"] else corpus.test).to(device)
     data = batchify(train, s["batch"])
     probe = batchify(valid, min(s["pretrain_batch"], len(valid) // 2))[:, :s["bptt"]]
     ckpt = load_checkpoint(checkpoint)
@@ -383,7 +383,8 @@ def run_brown(args) -> dict | None:
              for w in work]
 
     def run_one(item, ckpt):
-        rec = train_run(item, s, corpus, checkpoint=ckpt, progress=not args.no_progress)
+        rec = train_run(item, s, corpus, checkpoint=ckpt, progress=not args.no_progress,
+                        device=args.device)
         rec["source"] = source
         return rec
 

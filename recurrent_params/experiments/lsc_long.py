@@ -90,7 +90,7 @@ _RECORDS = "lsc_long_runs"
 #: settings (a GPU).
 PRESETS: dict[str, dict] = {
     "quick": dict(cells=["lstm", "gru", "alif"], depths=[2], hidden=8, seeds=1, epochs=2,
-                  patience=10, batch=32, train=64, val=32, test=32, pretrain_steps=3,
+                  patience=10, batch=16, train=32, val=16, test=16, pretrain_steps=3,
                   pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8),
     "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=3,
                 patience=10, batch=32, train=224, val=64, test=128, pretrain_steps=20,
