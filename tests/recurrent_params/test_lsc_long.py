@@ -280,3 +280,23 @@ def test_task_options_name_their_owners():
     assert "--bptt is an option of --task brown, not of --task digits" in msg
     ok = build_parser().parse_args(["lsc", "--task", "fashion", "--permute", "--epochs", "3"])
     check_task_options(ok)
+
+
+def test_measure_times_a_training_step_and_an_lsc_step_and_estimates_the_sweep(no_data, capsys):
+    argv = [*SMNIST, "--measure", "--cells", "lstm", "--inits", "default", "lsc-0.5"]
+    assert _cli(argv) == 0
+    assert "estimated sweep" in capsys.readouterr().out
+    argv = [*BROWN, "--measure", "--nets", "lstm1", "--data-root", no_data]
+    assert _cli(argv) == 0
+    assert "lstm1: training step" in capsys.readouterr().out
+
+
+def test_measure_numbers_are_consistent():
+    from recurrent_params.experiments.lsc_costs import measure_classifiers
+
+    s = dict(lsc_long.PRESETS["quick"], cells=["gru"], depths=[1], inits=["default", "lsc-1.0"])
+    out = measure_classifiers(s)
+    m = out["grux1"]
+    assert m["step_s"] > 0 and m["lsc_step_s"] >= 0
+    assert m["ratio"] == pytest.approx(m["lsc_step_s"] / m["step_s"])
+    assert out["total_s"] == pytest.approx(m["sweep_s"]) and m["sweep_s"] > 0
