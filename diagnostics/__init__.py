@@ -1,6 +1,7 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 # Transition radii (the Transition/Driver protocol)
+from diagnostics.autocorrelation import autocorrelation, correlation_time
 from diagnostics.correlated_inputs import correlated_inputs
 
 # Data-parallel support
@@ -23,6 +24,11 @@ from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment,
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
+from diagnostics.signal_propagation import (
+    SignalPropagationReport,
+    recurrent_layers,
+    signal_propagation,
+)
 from diagnostics.transitions import Driver, Transition, lsc_transitions, model_transitions
 
 __all__ = [
@@ -33,6 +39,12 @@ __all__ = [
     "second_moment",
     "sensitivity",
     "normalized_exp_sensitivity",
+    # Signal propagation through deep stacks, input autocorrelation
+    "signal_propagation",
+    "SignalPropagationReport",
+    "recurrent_layers",
+    "autocorrelation",
+    "correlation_time",
     # Hessian
     "HessianOperator",
     "HutchinsonEstimate",

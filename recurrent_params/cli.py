@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "hessian": "hessian",
     "lsc": "lsc",
     "demo": "demo",
+    "signal-propagation": "signal_propagation",
 }
 
 
