@@ -242,7 +242,8 @@ def signal_propagation(
         layers: the recurrent layers to measure, bottom first; default
             ``recurrent_layers(model)``.
         parameters: label -> name of a parameter of each layer (e.g.
-            ``{"bias_hh": "bias_hh_l0"}``) to differentiate instead of the defaults above.
+            ``{"bias_hh": "bias_hh_l0"}``) to differentiate instead of the defaults above;
+            these are treated as dense (estimated with ``probes`` tangents).
         states: ``states(layer, x) -> (batch, length, N)``, the hidden states of any other
             kind of layer on its input ``x`` (its tensors must be read from ``layer``, so the
             tangents reach them).
