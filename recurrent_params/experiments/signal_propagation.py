@@ -121,16 +121,19 @@ def _check(args: argparse.Namespace) -> dict:
         raise ValueError(f"--rho must lie in (-1, 1), got {args.rho}")
     if args.norm not in NORMS:
         raise ValueError(f"--norm must be one of {', '.join(NORMS)}, got {args.norm!r}")
+    def pick(value, quick_default, default):
+        return value if value is not None else (quick_default if quick else default)
+
     cfg = {
         "sources": sources, "models": models, "nu0": nu0, "norm": args.norm, "rho": args.rho,
         "depth": _positive("depth", args.depth),
-        "d_model": _positive("d-model", args.d_model or (16 if quick else 128)),
-        "batch_size": _positive("batch-size", args.batch_size or (8 if quick else 16)),
-        "length": _positive("length", args.length or (128 if quick else 1024)),
-        "features": _positive("features", args.features or (8 if quick else 64)),
+        "d_model": _positive("d-model", pick(args.d_model, 16, 128)),
+        "batch_size": _positive("batch-size", pick(args.batch_size, 8, 16)),
+        "length": _positive("length", pick(args.length, 128, 1024)),
+        "features": _positive("features", pick(args.features, 8, 64)),
         "probes": _positive("probes", args.probes),
     }
-    cfg["d_state"] = _positive("d-state", args.d_state or cfg["d_model"])
+    cfg["d_state"] = _positive("d-state", pick(args.d_state, cfg["d_model"], cfg["d_model"]))
     if cfg["length"] < 2:
         raise ValueError(f"--length must be at least 2, got {cfg['length']}")
     if not 0 <= args.burn_in < cfg["length"]:
