@@ -1,6 +1,7 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 # Transition radii (the Transition/Driver protocol)
+from diagnostics.autocorrelation import autocorrelation, correlation_time
 from diagnostics.correlated_inputs import correlated_inputs
 
 # Data-parallel support
@@ -36,6 +37,11 @@ from diagnostics.parameter_groups import (
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
+from diagnostics.signal_propagation import (
+    SignalPropagationReport,
+    recurrent_layers,
+    signal_propagation,
+)
 from diagnostics.transitions import (
     Driver,
     Transition,
@@ -51,6 +57,12 @@ __all__ = [
     "second_moment",
     "sensitivity",
     "normalized_exp_sensitivity",
+    # Signal propagation through deep stacks, input autocorrelation
+    "signal_propagation",
+    "SignalPropagationReport",
+    "recurrent_layers",
+    "autocorrelation",
+    "correlation_time",
     # Hessian
     "HessianOperator",
     "ParameterBlock",

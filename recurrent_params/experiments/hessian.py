@@ -15,6 +15,9 @@ import time
 
 import torch
 
+SUMMARY = ("The Hessian at the optimum (curse-of-memory paper, Section 4.3): how much of its "
+           "mass sits on the diagonal for dense, diagonal and LRU students.")
+
 HELP = (
     "Hessian at the optimum (paper Section 4.3): a teacher with |lambda| near 1 is loaded "
     "into dense, complex-diagonal and LRU students; prints diagonal mass and participation "
