@@ -91,7 +91,8 @@ class LSCOptions:
             ``clip`` not ``0 < lo <= 1 <= hi``, a probability (``shuffle``, Lookahead's
             ``alpha``) outside [0, 1], ``lr``/``weight_decay`` negative or not finite,
             ``saturation_threshold`` not positive, ``max_magnitude`` outside (0, 1], an
-            unknown ``method``, an ``input_shape`` with a non-positive size.
+            unknown ``method``, an ``input_shape`` with a non-positive size, ``seed`` outside
+            [0, 2**63).
     """
 
     target: float | str | dict[str, float] | None = None
@@ -164,6 +165,8 @@ class LSCOptions:
         self.max_magnitude = _real("max_magnitude", self.max_magnitude,
                                    "a number in (0, 1]", lambda v: 0 < v <= 1)
         self.seed = _count("seed", self.seed, 0)
+        if self.seed >= 2**63:  # torch.Generator takes 64 bits; the derived seeds add strides
+            raise ValueError(f"LSCOptions.seed must be an int in [0, 2**63), got {self.seed}")
         self.progress = _flag("progress", self.progress)
 
 
