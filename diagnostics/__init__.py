@@ -23,6 +23,7 @@ from diagnostics.memory_theory import normalized_exp_sensitivity, second_moment,
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
+from diagnostics.spectral_radius_grad import differentiable_spectral_radius
 from diagnostics.transitions import Driver, Transition, lsc_transitions, model_transitions
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     # Transition radii
     "transition_radii",
     "spectral_radius",
+    "differentiable_spectral_radius",
     "model_transitions",
     "lsc_transitions",
     "Transition",
