@@ -32,16 +32,24 @@ def _phase(lam: torch.Tensor) -> torch.Tensor:
 
 def _projector(M: torch.Tensor, lam: torch.Tensor, mult: int) -> torch.Tensor | None:
     r"""Spectral projector of the eigenvalue cluster ``lam`` (``mult`` eigenvalues) of one
-    matrix, from the null spaces of $(M-\lambda I)^{m}$; ``None`` when they do not pair."""
+    matrix, from the null spaces of $(M-\lambda I)^{p}$ with the smallest $p$ (the index of
+    $\lambda$: 1 when it is semisimple) at which they reach dimension ``mult``; ``None`` when
+    they do not, or do not pair."""
     n = M.shape[-1]
+    tol = _tolerances(M.real.dtype)[1]
     scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.real.dtype).tiny)
     A = (M.to(lam.dtype) - lam * torch.eye(n, dtype=lam.dtype, device=M.device)) / scale
-    U, _, Vh = torch.linalg.svd(torch.linalg.matrix_power(A, mult))
-    Um, Vm = U[:, n - mult:], Vh[n - mult:].mH  # left / right generalized eigenspaces
-    S = Um.mH @ Vm  # (mult, mult), invertible iff the two spaces pair
-    if float(torch.linalg.svdvals(S)[-1]) < _tolerances(M.real.dtype)[1]:
-        return None
-    return Vm @ torch.linalg.solve(S, Um.mH)
+    Ap = A
+    for _ in range(mult):
+        U, sv, Vh = torch.linalg.svd(Ap)
+        if float(sv[n - mult]) <= tol * float(sv[0].clamp_min(1.0)):  # nullity reached mult
+            Um, Vm = U[:, n - mult:], Vh[n - mult:].mH  # left / right generalized eigenspaces
+            S = Um.mH @ Vm  # (mult, mult), invertible iff the two spaces pair
+            if float(torch.linalg.svdvals(S)[-1]) < tol:
+                return None
+            return Vm @ torch.linalg.solve(S, Um.mH)
+        Ap = Ap @ A
+    return None
 
 
 def _general_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
@@ -165,7 +173,8 @@ def differentiable_spectral_radius(m: torch.Tensor) -> torch.Tensor:
     $\epsilon^{1/4}\rho$ form a cluster $c$ of $m_c$ eigenvalues whose *sum* is differentiable
     even when $\lambda_c$ is repeated or defective: $d\sum_{i\in c}\lambda_i=\mathrm{tr}(P_c\,
     dM)$ with $P_c$ the spectral projector onto the generalized eigenspace (the null spaces
-    of $(M-\lambda_cI)^{m_c}$ and of its adjoint, paired); the cluster contributes
+    of $(M-\lambda_cI)^{p}$ and of its adjoint, paired, with $p$ the smallest power at
+    which they have dimension $m_c$: 1 for a semisimple $\lambda_c$); the cluster contributes
     $m_c$ times the gradient of $|\bar\lambda_c|$, the modulus of its mean eigenvalue, which
     is the mean modulus to first order when $\lambda_c$ is semisimple (the individual moduli
     are not differentiable when it is defective). So the identity gets $I/n$,

@@ -109,6 +109,21 @@ def test_repeated_semisimple_gradient_is_the_mean_of_the_tied_directional_deriva
     torch.testing.assert_close((g * e).sum(), (e[0, 0] + e[1, 1]) / 2, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_semisimple_cluster_gives_the_mean_over_its_eigenspace(dtype):
+    # 25 eigenvalues 1 (saturated forget gates, as in issue 21's LSTM time Jacobian) among 40
+    # smaller ones: rho(Q diag(d) Q^T) has the gradient Q_25 Q_25^T / 25, the projector onto
+    # the eigenspace over its dimension (a high power of M - I underflows: not used)
+    gen = torch.Generator().manual_seed(7)
+    q = torch.linalg.qr(torch.randn(65, 65, dtype=torch.float64, generator=gen))[0]
+    d = torch.cat([torch.ones(25, dtype=torch.float64),
+                   torch.rand(40, dtype=torch.float64, generator=gen) - 0.5])
+    m = (q * d) @ q.T
+    expected = q[:, :25] @ q[:, :25].T / 25
+    tol = 1e-4 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(_grad(m.to(dtype)), expected.to(dtype), rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64,
                                    torch.complex128])
 def test_mixed_batch_is_finite_and_agrees_where_simple(dtype):
