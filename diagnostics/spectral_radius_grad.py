@@ -30,19 +30,26 @@ def _phase(lam: torch.Tensor) -> torch.Tensor:
     return torch.polar(torch.ones_like(lam.real), lam.angle())
 
 
-def _projector(M: torch.Tensor, lam: torch.Tensor, mult: int) -> torch.Tensor | None:
+def _projector(M: torch.Tensor, lam: torch.Tensor, mult: int, tol: float
+               ) -> torch.Tensor | None:
     r"""Spectral projector of the eigenvalue cluster ``lam`` (``mult`` eigenvalues) of one
     matrix, from the null spaces of $(M-\lambda I)^{p}$ with the smallest $p$ (the index of
     $\lambda$: 1 when it is semisimple) at which they reach dimension ``mult``; ``None`` when
-    they do not, or do not pair."""
+    they do not, do not pair, or LAPACK fails. Each power is rescaled to unit norm."""
     n = M.shape[-1]
-    tol = _tolerances(M.real.dtype)[1]
-    scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.real.dtype).tiny)
-    A = (M.to(lam.dtype) - lam * torch.eye(n, dtype=lam.dtype, device=M.device)) / scale
+    A = M - lam * torch.eye(n, dtype=M.dtype, device=M.device)
     Ap = A
     for _ in range(mult):
-        U, sv, Vh = torch.linalg.svd(Ap)
-        if float(sv[n - mult]) <= tol * float(sv[0].clamp_min(1.0)):  # nullity reached mult
+        norm = torch.linalg.matrix_norm(Ap)
+        if float(norm) == 0.0:  # M = lam I on the whole space (or a nilpotent power)
+            eye = torch.eye(n, dtype=M.dtype, device=M.device)
+            return eye if mult == n else None
+        Ap = Ap / norm
+        try:
+            U, sv, Vh = torch.linalg.svd(Ap)
+        except torch.linalg.LinAlgError:
+            return None
+        if float(sv[n - mult]) <= tol * float(sv[0]):  # nullity reached mult
             Um, Vm = U[:, n - mult:], Vh[n - mult:].mH  # left / right generalized eigenspaces
             S = Um.mH @ Vm  # (mult, mult), invertible iff the two spaces pair
             if float(torch.linalg.svdvals(S)[-1]) < tol:
@@ -53,13 +60,17 @@ def _projector(M: torch.Tensor, lam: torch.Tensor, mult: int) -> torch.Tensor | 
 
 
 def _general_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
-    """Gradient of the radius of ONE matrix whose dominant eigenvalue is not simple."""
-    tie, _ = _tolerances(M.real.dtype)
+    """Gradient of the radius of ONE matrix whose dominant eigenvalue is not simple.
+
+    Computed in complex128 (no subnormal powers for float32 input) with the tolerances of
+    ``M``'s own dtype; returned in ``vals``' dtype.
+    """
+    tie, cond = _tolerances(M.real.dtype)
     mod = vals.abs()
     rho = mod.max()
     if bool(_is_zero(rho, M)):
         return torch.zeros_like(M, dtype=vals.dtype)  # rho = 0: the fallback's value is 0
-    top = vals[mod >= rho * (1 - tie)]
+    top = vals[mod >= rho * (1 - tie)].to(torch.complex128)
     clusters: list[list[torch.Tensor]] = []
     for lam in top:  # group the tied eigenvalues that are (numerically) equal
         for c in clusters:
@@ -68,14 +79,15 @@ def _general_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
                 break
         else:
             clusters.append([lam])
-    G = torch.zeros_like(M, dtype=vals.dtype)
+    Mh = M.to(torch.complex128)
+    G = torch.zeros_like(Mh)
     for c in clusters:
         lam = torch.stack(c).mean()
-        P = _projector(M, lam, len(c))
+        P = _projector(Mh, lam, len(c), cond)
         if P is None:
             return _radial_fallback(M, rho).to(vals.dtype)
         G = G + _phase(lam) * P.mH
-    return G / len(top)
+    return (G / len(top)).to(vals.dtype)
 
 
 def _radial_fallback(M: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
@@ -91,7 +103,7 @@ def _radial_fallback(M: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
 def _radius_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
     """d rho / d M for a batch ``(N, n, n)`` (complex; the caller takes the real part)."""
     tie, cond = _tolerances(M.real.dtype)
-    N, n = M.shape[0], M.shape[-1]
+    N = M.shape[0]
     mod = vals.abs()
     rho, idx = mod.max(-1)
     rows = torch.arange(N, device=M.device)
@@ -104,20 +116,36 @@ def _radius_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
     simple &= ~_is_zero(rho, M)
     G = torch.zeros(M.shape, dtype=vals.dtype, device=M.device)
     if bool(simple.any()):
-        Ms, ls = M[simple].to(vals.dtype), lam[simple]
-        eye = torch.eye(n, dtype=vals.dtype, device=M.device)
-        U, _, Vh = torch.linalg.svd(Ms - ls[:, None, None] * eye)
-        u, v = U[..., -1], Vh[..., -1, :].conj()  # left / right eigenvectors (unit norm)
-        c = (u.conj() * v).sum(-1)  # u^H v; |c| = 1 / (condition number of lam)
-        phase = _phase(ls)
-        Gs = (phase / c.conj().where(c.abs() >= cond, torch.ones_like(c)))[:, None, None] * (
-            u[:, :, None] * v.conj()[:, None, :])
-        bad = c.abs() < cond  # numerically defective: the radial fallback
-        if bool(bad.any()):
-            Gs[bad] = _radial_fallback(M[simple][bad], rho[simple][bad]).to(vals.dtype)
-        G[simple] = Gs
+        Gs = _simple_gradient(M[simple], lam[simple], rho[simple], cond)
+        if Gs is None:  # LAPACK did not converge on the batch: one matrix at a time
+            simple[:] = False
+        else:
+            G[simple] = Gs
     for i in torch.nonzero(~simple).flatten().tolist():
         G[i] = _general_gradient(M[i], vals[i])
+    return G
+
+
+def _simple_gradient(M: torch.Tensor, lam: torch.Tensor, rho: torch.Tensor, cond: float
+                     ) -> torch.Tensor | None:
+    """The perturbation formula for a batch of simple dominant eigenvalues ``lam``."""
+    n = M.shape[-1]
+    tiny = torch.finfo(M.real.dtype).tiny
+    big = M.abs().amax((-2, -1)).clamp_min(tiny)  # the vectors do not depend on the scale
+    Ms = (M / big[:, None, None]).to(lam.dtype)
+    Ms = torch.where(Ms.abs() < tiny, torch.zeros_like(Ms), Ms)  # no subnormals for LAPACK
+    eye = torch.eye(n, dtype=lam.dtype, device=M.device)
+    try:
+        U, _, Vh = torch.linalg.svd(Ms - (lam / big)[:, None, None] * eye)
+    except torch.linalg.LinAlgError:
+        return None
+    u, v = U[..., -1], Vh[..., -1, :].conj()  # left / right eigenvectors (unit norm)
+    c = (u.conj() * v).sum(-1)  # u^H v; |c| = 1 / (condition number of lam)
+    ok = c.abs() >= cond
+    G = (_phase(lam) / torch.where(ok, c.conj(), torch.ones_like(c)))[:, None, None] * (
+        u[:, :, None] * v.conj()[:, None, :])
+    if not bool(ok.all()):  # numerically defective: the radial fallback
+        G[~ok] = _radial_fallback(M[~ok], rho[~ok]).to(lam.dtype)
     return G
 
 
