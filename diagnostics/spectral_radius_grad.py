@@ -212,13 +212,17 @@ def differentiable_spectral_radius(m: torch.Tensor) -> torch.Tensor:
     **Fallback** (finite, never an error): where the dominant eigenvalue is numerically
     defective without being recognised as a cluster ($|u^Hv| < \sqrt{\epsilon}$ for unit
     $u, v$: condition number above $1/\sqrt{\epsilon}$, $6.7\times 10^{7}$ in float64,
-    2900 in float32, where the exact derivative is unbounded) the gradient is
+    2900 in float32, where the exact derivative is unbounded), where a cluster's null spaces
+    do not pair, or where LAPACK's SVD does not converge, the gradient is
     $\rho\,M/\|M\|_F^2$, the part of any gradient fixed by homogeneity
     ($\rho(cM)=c\,\rho(M)$ gives $\langle G, M\rangle=\rho$): exact along $M$, zero across.
     Where $\rho \le \epsilon\|M\|_F$ (the zero matrix, a nilpotent one) or $\rho$ is below
     the smallest normal number of the dtype (an underflowed Jacobian) the gradient is 0.
 
-    The backward is not itself differentiable (no second derivatives).
+    $\epsilon$ is the machine epsilon of ``m``'s dtype; clusters are computed in complex128.
+    The backward costs one batched SVD of $M-\lambda I$ (about what ``eigvals``' own backward
+    costs), plus one SVD per power for each matrix with tied eigenvalues. It is not itself
+    differentiable (no second derivatives).
 
     Args:
         m: ``(..., n, n)`` real or complex floating matrices, $n \ge 1$, finite.
