@@ -62,8 +62,8 @@ def _projector(M: torch.Tensor, lam: torch.Tensor, mult: int, tol: float
 def _general_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
     """Gradient of the radius of ONE matrix whose dominant eigenvalue is not simple.
 
-    Computed in complex128 (no subnormal powers for float32 input) with the tolerances of
-    ``M``'s own dtype; returned in ``vals``' dtype.
+    Computed in float64 / complex128 (no subnormal powers for float32 input) with the
+    tolerances of ``M``'s own dtype; returned in ``vals``' dtype.
     """
     tie, cond = _tolerances(M.real.dtype)
     mod = vals.abs()
@@ -79,11 +79,14 @@ def _general_gradient(M: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
                 break
         else:
             clusters.append([lam])
-    Mh = M.to(torch.complex128)
-    G = torch.zeros_like(Mh)
+    G = torch.zeros_like(M, dtype=torch.complex128)
     for c in clusters:
         lam = torch.stack(c).mean()
-        P = _projector(Mh, lam, len(c), cond)
+        if not M.is_complex() and abs(float(lam.imag)) <= tie * float(rho):
+            lam = lam.real  # a real eigenvalue of a real matrix: real SVDs (4x cheaper)
+            P = _projector(M.double(), lam, len(c), cond)
+        else:
+            P = _projector(M.to(torch.complex128), lam, len(c), cond)
         if P is None:
             return _radial_fallback(M, rho).to(vals.dtype)
         G = G + _phase(lam) * P.mH
@@ -219,10 +222,11 @@ def differentiable_spectral_radius(m: torch.Tensor) -> torch.Tensor:
     Where $\rho \le \epsilon\|M\|_F$ (the zero matrix, a nilpotent one) or $\rho$ is below
     the smallest normal number of the dtype (an underflowed Jacobian) the gradient is 0.
 
-    $\epsilon$ is the machine epsilon of ``m``'s dtype; clusters are computed in complex128.
-    The backward costs one batched SVD of $M-\lambda I$ (about what ``eigvals``' own backward
-    costs), plus one SVD per power for each matrix with tied eigenvalues. It is not itself
-    differentiable (no second derivatives).
+    $\epsilon$ is the machine epsilon of ``m``'s dtype; clusters are computed in float64
+    (complex128 for complex eigenvalues). The backward costs one batched SVD of
+    $M-\lambda I$ (about what ``eigvals``' own backward costs), plus one SVD per power for
+    each matrix with tied eigenvalues. It is not itself differentiable (no second
+    derivatives).
 
     Args:
         m: ``(..., n, n)`` real or complex floating matrices, $n \ge 1$, finite.
