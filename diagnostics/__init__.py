@@ -42,6 +42,7 @@ from diagnostics.signal_propagation import (
     recurrent_layers,
     signal_propagation,
 )
+from diagnostics.spectral_radius_grad import differentiable_spectral_radius
 from diagnostics.transitions import (
     Driver,
     Transition,
@@ -87,6 +88,7 @@ __all__ = [
     # Transition radii
     "transition_radii",
     "spectral_radius",
+    "differentiable_spectral_radius",
     "model_transitions",
     "Transition",
     "Driver",
