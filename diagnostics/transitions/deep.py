@@ -45,8 +45,9 @@ driven by $B^0$; its Jacobian is $2N \times d$, measured by the square restricti
 :mod:`diagnostics.radii`. There is no decoder transition (the reference's LRU pre-training
 has none): the top block's $C$, the final norm and the head are never rescaled.
 
-Every sequence is run step by step without gradients and without dropout (the mixer alone);
-one time step is drawn per sample, as for the other stacks.
+Every sequence is run step by step without gradients and without the block's output dropout
+(the mixer alone; a model in train mode whose mixers have dropout is refused: call
+``model.eval()``); one time step is drawn per sample, as for the other stacks.
 
 A ``TorchRNNStack`` is its ``nn.LSTM`` / ``nn.GRU`` fed the encoder's output: its transitions
 are those of the RNN (:func:`~diagnostics.transitions.torch_rnn.rnn_transitions`), the first
@@ -121,6 +122,11 @@ def recurrent_stack_transitions(model: RecurrentStack, x: torch.Tensor,
         ``[block0.time, block0.depth, block1.time, block1.depth, ...]``, named
         ``"layer{l}.time"`` / ``"layer{l}.depth"`` as for the other stacks.
     """
+    if model.training and any(isinstance(m, nn.Dropout) and m.p > 0
+                              for block in model.blocks for m in block.mixer.modules()):
+        raise ValueError("RecurrentStack: the mixers' dropout is active (train mode) and would "
+                         "give every Jacobian row its own mask; call model.eval() before "
+                         "measuring its transitions (LSCPretrainer does)")
     z = _encode(model, x)  # (B, T, d)
     batch, length = z.shape[0], z.shape[1]
     layers = [_cell_of(block, l) for l, block in enumerate(model.blocks)]

@@ -205,3 +205,15 @@ def test_block_recurrent_parameters_of_each_cell_kind():
         block_recurrent_parameters(model, 2)
     with pytest.raises(TypeError, match="RecurrentStack"):
         block_recurrent_parameters(nn.Linear(2, 2), 0)
+
+
+def test_active_dropout_is_refused_and_eval_mode_measures():
+    torch.manual_seed(0)
+    model = RecurrentStack.of(lambda d: LRU(d, 3), depth=2, d_model=4, d_input=2, d_output=1,
+                              dropout=0.3).double()
+    x = torch.randn(3, 4, 2, dtype=DT)
+    with pytest.raises(ValueError, match=r"model\.eval\(\)"):
+        transition_radii(model, x)
+    model.eval()
+    assert transition_radii(model, x, generator=torch.Generator().manual_seed(0)) == \
+        transition_radii(model, x, generator=torch.Generator().manual_seed(0))
