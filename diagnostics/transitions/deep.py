@@ -32,7 +32,9 @@ constant of this map (it depends on $h^{l-2}$, not on $h^{l-1}$), and it sets th
 $z^{l-1}$ at which the norm is linearised. Its own derivative is a separate edge of the
 state grid, from $h^{l-2}$ straight to $h^l$ (and further down), which the path counting
 of the Local Stability Condition does not see: it is measured neither here nor anywhere
-else. Drivers: $B^l$ and $C^{l-1}$ (``"scale"``, each by $\sqrt c$: two tensors in series).
+else. Drivers: $B^l$ and $C^{l-1}$ (``"scale"``, each by $\sqrt c$: two tensors in series;
+for a cell without $B$, such as S4D, whose state reads $u^l$ directly, the weight of
+$\mathrm{Norm}_l$ takes $B$'s place: it scales $u^l$ elementwise, so the transition too).
 The reference's LRU pre-training scales "the upper layer's $B$ and $C$"; with the
 state-to-state transition above the upper block's $C$ is not on this path (it is on the
 next one), so the lower block's $C$ is driven instead. Through the norm, $C^{l-1}$ moves the
@@ -41,9 +43,10 @@ exactly $\sqrt c$.
 
 **Block 0** (the encoder transition): $\partial h^0_{t+1} / \partial z^0_{t+1}$, from the
 encoder's output (a real vector or a token's embedding) through $\mathrm{Norm}_0$ and $B^0$,
-driven by $B^0$; its Jacobian is $2N \times d$, measured by the square restriction of
-:mod:`diagnostics.radii`. There is no decoder transition (the reference's LRU pre-training
-has none): the top block's $C$, the final norm and the head are never rescaled.
+driven by $B^0$ (the norm's weight for a cell without $B$); its Jacobian is $2N \times d$,
+measured by the square restriction of :mod:`diagnostics.radii`. There is no decoder
+transition (the reference's LRU pre-training has none): the top block's $C$, the final norm
+and the head are never rescaled.
 
 Every sequence is run step by step without gradients and without the block's output dropout
 (the mixer alone; a model in train mode whose mixers have dropout is refused: call
@@ -101,10 +104,21 @@ def _cell_of(block: nn.Module, index: int) -> CellLayer:
     return cell_layer(layer)
 
 
-def _depth_drivers(upper: CellLayer, lower: CellLayer) -> tuple[Driver, ...]:
-    """``B`` of the upper cell and ``C`` of the lower one, each by ``sqrt(c)`` when both exist."""
-    tensors = [(upper.cell, "B"), (lower.cell, "C")]
-    found = [(m, n) for m, n in tensors if isinstance(getattr(m, n, None), torch.Tensor)]
+def _input_side(block: nn.Module, layer: CellLayer) -> list[tuple[nn.Module, str]]:
+    """The tensor that scales what enters the block's state: the cell's ``B``, or, for a cell
+    without one (S4D), the weight of the block's norm (``u = Norm(z)`` enters linearly)."""
+    if isinstance(getattr(layer.cell, "B", None), torch.Tensor):
+        return [(layer.cell, "B")]
+    if isinstance(getattr(block.norm, "weight", None), torch.Tensor):
+        return [(block.norm, "weight")]
+    return []
+
+
+def _depth_drivers(block: nn.Module, upper: CellLayer, lower: CellLayer) -> tuple[Driver, ...]:
+    """The upper input side and ``C`` of the lower cell, each by ``sqrt(c)`` when both exist."""
+    found = _input_side(block, upper)
+    if isinstance(getattr(lower.cell, "C", None), torch.Tensor):
+        found.append((lower.cell, "C"))
     return tuple(Driver(m, n, exponent=1 / len(found)) for m, n in found)
 
 
@@ -160,7 +174,8 @@ def recurrent_stack_transitions(model: RecurrentStack, x: torch.Tensor,
             def depth_fn(z_t, prev, block=block, layer=layer):
                 return layer.step(block.norm(z_t), prev)[1]
 
-            point, context, drivers = streams[0][rows, t_idx], (prev,), layer.depth_drivers
+            point, context = streams[0][rows, t_idx], (prev,)
+            drivers = tuple(Driver(m, n) for m, n in _input_side(block, layer))
         else:
             lower, lower_block = layers[l - 1], model.blocks[l - 1]
 
@@ -172,7 +187,7 @@ def recurrent_stack_transitions(model: RecurrentStack, x: torch.Tensor,
 
             point = states[l - 1][rows, t_idx + 1]  # h^{l-1}_{t+1}
             context = (prev, streams[l - 1][rows, t_idx], normed[l - 1][rows, t_idx])
-            drivers = _depth_drivers(layer, lower)
+            drivers = _depth_drivers(block, layer, lower)
         out.append(Transition(f"layer{l}.depth", depth_fn, point, context, drivers, "depth"))
     return out
 

@@ -12,6 +12,7 @@ from diagnostics.transitions import input_shape
 from diagnostics.transitions.torch_rnn import rnn_transitions
 from recurrent_params import (
     LRU,
+    S4D,
     DiagonalRNN,
     ExpMag,
     RecurrentStack,
@@ -103,7 +104,7 @@ def test_radii_equal_brute_force_jacobian_eigenvalues(depth, kwargs):
     for name in want:
         assert got[name] == pytest.approx(want[name], rel=1e-10, abs=1e-12), name
     for l, block in enumerate(model.blocks):  # the LRU's time transition is diag(lam)
-        assert got[f"layer{l}.time"] == pytest.approx(float(block.layer.lam.abs().max()),
+        assert got[f"layer{l}.time"] == pytest.approx(float(block.layer.lam.detach().abs().max()),
                                                       rel=1e-12)
 
 
@@ -217,3 +218,25 @@ def test_active_dropout_is_refused_and_eval_mode_measures():
     model.eval()
     assert transition_radii(model, x, generator=torch.Generator().manual_seed(0)) == \
         transition_radii(model, x, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_cell_without_B_is_driven_through_the_norm_weight():
+    # S4D's state reads u = Norm(z) directly: the norm's weight scales the depth transition
+    torch.manual_seed(0)
+    model = RecurrentStack.of(lambda d: S4D(d, 2, mode="scan"), depth=2, d_model=3,
+                              d_input=2, d_output=1).double()
+    x = torch.randn(4, 3, 2, dtype=DT)
+    ts = {t.name: t for t in model_transitions(model, x)}
+    assert [(d.module, d.name) for d in ts["layer0.depth"].drivers] == [
+        (model.blocks[0].norm, "weight")]
+    assert [(d.module, d.name, d.exponent) for d in ts["layer1.depth"].drivers] == [
+        (model.blocks[1].norm, "weight", 0.5), (model.blocks[0].layer, "C", 0.5)]
+    before = transition_radii(model, x, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.blocks[1].norm.weight.mul_(3.0)
+    after = transition_radii(model, x, generator=torch.Generator().manual_seed(0))
+    assert after["layer1.depth"] == pytest.approx(3 * before["layer1.depth"], rel=1e-10)
+    assert after["layer0.depth"] == pytest.approx(before["layer0.depth"], rel=1e-12)
+    want = _brute_force_radii(model, x, seed=0)
+    for name in want:
+        assert after[name] == pytest.approx(want[name], rel=1e-10, abs=1e-12), name
