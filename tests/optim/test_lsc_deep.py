@@ -96,3 +96,13 @@ def test_torch_rnn_stack_goes_through_the_lstm_path_and_reports_its_floor():
     assert result.status["layer0.time"]["why"].startswith("floored")
     for name in ("layer0.depth", "layer1.depth"):
         assert result.status[name]["reached"], result.status[name]
+
+
+def test_language_model_stack_pretrains_on_token_batches():
+    torch.manual_seed(0)
+    lm = RecurrentStack.of(lambda d: LRU(d, 16), depth=3, d_model=16, vocab_size=50, task="lm")
+    result = LSCPretrainer(lm, inputs=torch.randint(0, 50, (32, 12)), progress=False).run()
+    assert result.converged, result.reason
+    assert all(st["reached"] for st in result.status.values()), result.status
+    with pytest.raises(TypeError, match="token ids"):  # no Gaussian stand-in for tokens
+        LSCPretrainer(lm, progress=False).run()
