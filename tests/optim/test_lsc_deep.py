@@ -106,3 +106,18 @@ def test_language_model_stack_pretrains_on_token_batches():
     assert all(st["reached"] for st in result.status.values()), result.status
     with pytest.raises(TypeError, match="token ids"):  # no Gaussian stand-in for tokens
         LSCPretrainer(lm, progress=False).run()
+
+
+def test_a_frozen_block_keeps_its_eigenvalues_and_the_rest_still_converges():
+    model = _stack(3)
+    cell = model.blocks[1].layer
+    for p in cell.parametrizations.lam.parameters():  # nu and theta of block 1
+        p.requires_grad_(False)
+    lam = cell.lam.detach().clone()
+    result = LSCPretrainer(model, seq_len=8, batch_size=32, max_steps=300,
+                           progress=False).run()
+    assert torch.equal(cell.lam.detach(), lam)
+    assert result.frozen == ["blocks.1.layer.lam"]
+    assert result.radii_after["layer1.time"] == pytest.approx(float(lam.abs().max()), rel=1e-5)
+    for name in ("layer0.time", "layer2.time", "layer1.depth", "layer2.depth"):
+        assert result.status[name]["reached"], (name, result.status[name])
