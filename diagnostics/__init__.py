@@ -2,6 +2,7 @@
 
 # Transition radii (the Transition/Driver protocol)
 from diagnostics.autocorrelation import autocorrelation, correlation_time
+from diagnostics.block_parameters import block_recurrent_parameters
 from diagnostics.correlated_inputs import correlated_inputs
 
 # Data-parallel support
@@ -70,6 +71,7 @@ __all__ = [
     "hessian_diagonality",
     "DiagonalityReport",
     "participation_number",
+    "block_recurrent_parameters",
     # Estimators for any linear operator (diagnostics.estimators)
     "LinearOperator",
     "FunctionOperator",

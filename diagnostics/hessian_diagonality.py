@@ -143,6 +143,18 @@ def hessian_diagonality(
     :class:`~diagnostics.FunctionOperator`); their Lanczos reports are in
     :attr:`DiagonalityReport.convergence`.
 
+    **A subset of the parameters** (``param_names=``, passed to :class:`HessianOperator`):
+    $H$ is then the Hessian with respect to those tensors alone, the others held fixed (they
+    enter detached, so no graph is recorded through them), and every number above is that
+    of this diagonal block of the full Hessian, computed with products of its size: the
+    matrix-free path never forms a matrix, and ``"auto"`` picks the exact one when the subset
+    has at most ``max_exact_params`` coordinates. ``param_names`` takes a list of names from
+    ``model.named_parameters()`` or a dict keyed by them, e.g. the recurrent parameters of one
+    residual block of a deep stack, :func:`~diagnostics.block_recurrent_parameters` ($\nu$,
+    $\theta$ and $\gamma$ of an LRU block):
+    ``hessian_diagonality(stack, loss_fn, batch, param_names=block_recurrent_parameters(stack,
+    1), method="matrix-free")``.
+
     **NaN is an error**, and so is a zero Hessian: NaN or Inf in the loss, the parameters or
     the batch, and a loss that does not depend on the parameters (or is linear in them), raise
     a ``ValueError`` saying which, since no diagonality is defined. A Hessian whose diagonal is
@@ -161,7 +173,8 @@ def hessian_diagonality(
             default ``num_probes``; 0 skips the block masses, otherwise at least 3.
         seed: seed of probes and Lanczos start.
         progress: show progress bars.
-        **operator_kwargs: passed to :class:`HessianOperator` (``chunk_size``, ``param_names``,
+        **operator_kwargs: passed to :class:`HessianOperator` (``param_names``: the subset
+            above; ``chunk_size``,
             ``backend``, and for a batch sharded over a process group ``process_group``,
             ``reduction``, ``shard_size``). With a group (the default one when
             :mod:`torch.distributed` is initialised), the report is that of the concatenated

@@ -124,7 +124,8 @@ class HessianOperator:
         batch: ``(inputs, targets)``; ``inputs`` is a tensor or a tuple of positional
             arguments. Tensors must be on the parameters' device.
         param_names: restrict $\theta$ to these parameter names (default: every parameter
-            with ``requires_grad``); the others are held fixed.
+            with ``requires_grad``); the others are held fixed (detached: no graph is recorded
+            through them). A dict keyed by names is accepted too.
         chunk_size: vectors per vmapped HVP call.
         backend: ``"auto"``, ``"forward-over-reverse"``, ``"reverse-over-reverse"`` or
             ``"autograd"``.
@@ -214,6 +215,10 @@ class HessianOperator:
                 )
         self.blocks: list[ParameterBlock] = blocks
         self._theta = flatten_parameters(chosen)  # (P,)
+        # the parameters held fixed enter detached: otherwise every product would record an
+        # autograd graph through them (and its result would keep that graph alive)
+        kept = {n for n, _ in chosen}
+        self._fixed = {n: p.detach() for n, p in named.items() if n not in kept}
         if shard_size is None:
             first = next(iter(_tensors(self._inputs)), None)
             shard_size = int(first.shape[0]) if first is not None and first.dim() else 1
@@ -269,7 +274,7 @@ class HessianOperator:
     # ------------------------------------------------------------------ loss and products
     def _loss_of(self, theta: torch.Tensor) -> torch.Tensor:
         params = unflatten_vector(theta, self.blocks)
-        out = functional_call(self.model, params, self._inputs, strict=False)
+        out = functional_call(self.model, {**self._fixed, **params}, self._inputs, strict=False)
         loss = self.loss_fn(out, self._targets)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError("loss_fn must return a scalar tensor")

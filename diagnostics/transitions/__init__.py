@@ -11,7 +11,8 @@ into radii and ``optim.LSCPretrainer`` rescales the drivers.
 
 Modules, one concept each: :mod:`.protocol` (the types), :mod:`.torch_rnn` (torch's RNN, GRU
 and LSTM stepped by hand), :mod:`.cells` (the package's cells, ALIF's floor), :mod:`.stack`
-(the tracer of a stack of layers), :mod:`.ffn` (feed-forward networks), :mod:`.model` (the
+(the tracer of a stack of layers), :mod:`.deep` (residual stacks of
+:mod:`recurrent_params.deep`), :mod:`.ffn` (feed-forward networks), :mod:`.model` (the
 dispatch), :mod:`.inputs` (input shapes and Gaussian inputs).
 
 This is the public protocol for models the package does not know: define

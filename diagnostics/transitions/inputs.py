@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from diagnostics.transitions.protocol import PROTOCOL_HELP
-from recurrent_params import RecurrentCell
+from recurrent_params import RecurrentCell, RecurrentStack, TorchRNNStack
 
 __all__ = ["DEFAULT_SEQ_LEN", "input_shape", "gaussian_inputs", "first_tensor", "as_module_list",
            "is_recurrent_layer"]
@@ -40,6 +40,12 @@ def input_shape(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> tuple[int, 
     if isinstance(model, nn.RNNBase | nn.RNNCellBase):
         return (seq_len, model.input_size)
     if isinstance(model, RecurrentCell):
+        return (seq_len, int(model.d_input))
+    if isinstance(model, RecurrentStack | TorchRNNStack):
+        if model.d_input is None:
+            raise TypeError(f"{type(model).__name__} reads token ids (vocab_size="
+                            f"{model.vocab_size}): Gaussian inputs do not apply; pass a batch "
+                            "of token ids (batch, length) as inputs")
         return (seq_len, int(model.d_input))
     mods = as_module_list(model)
     if mods:

@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from diagnostics.transitions.cells import CellLayer, cell_layer
+from diagnostics.transitions.deep import deep_transitions
 from diagnostics.transitions.ffn import ffn_transitions
 from diagnostics.transitions.inputs import as_module_list, is_recurrent_layer
 from diagnostics.transitions.protocol import PROTOCOL_HELP, Transition
 from diagnostics.transitions.stack import stack_transitions
 from diagnostics.transitions.torch_rnn import TorchLayer, cell_mode, rnn_transitions
-from recurrent_params import RecurrentCell
+from recurrent_params import RecurrentCell, RecurrentStack, TorchRNNStack
 
 __all__ = ["model_transitions"]
 
@@ -52,7 +53,10 @@ def model_transitions(model: nn.Module, inputs: torch.Tensor,
         model: an ``nn.Sequential`` of ``nn.Linear`` layers and activations;
             ``nn.RNN``/``GRU``/``LSTM``; a stack (``nn.Sequential``/``nn.ModuleList``) of torch
             RNN cells or :class:`recurrent_params.RecurrentCell` cells with per-step modules
-            in between; or a model that defines ``lsc_transitions(inputs)``.
+            in between; a :class:`~recurrent_params.RecurrentStack` of residual blocks around
+            the package's cells or a :class:`~recurrent_params.TorchRNNStack` (see
+            :mod:`diagnostics.transitions.deep`); or a model that defines
+            ``lsc_transitions(inputs)``.
         inputs: a batch in the model's own layout (``batch_first=False`` RNNs take
             ``(T, B, d)``; everything else ``(B, ..., d)``).
         generator: draws the time step (one for the batch for ``nn.RNN/GRU/LSTM``, one per
@@ -85,6 +89,8 @@ def model_transitions(model: nn.Module, inputs: torch.Tensor,
         return out
     if isinstance(inputs, torch.Tensor) and not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or inf")
+    if isinstance(model, RecurrentStack | TorchRNNStack):
+        return deep_transitions(model, inputs, generator)
     if isinstance(model, nn.RNNBase):
         return rnn_transitions(model, inputs, generator)
     if is_recurrent_layer(model):

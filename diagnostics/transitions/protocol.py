@@ -23,7 +23,8 @@ PROTOCOL_HELP = (
     "supported models: nn.Sequential of nn.Linear layers and activations; nn.RNN/nn.GRU/nn.LSTM "
     "(unidirectional, no proj_size); nn.Sequential/nn.ModuleList stacks of nn.RNNCell/"
     "nn.GRUCell/nn.LSTMCell or recurrent_params cells (ALIF included), optionally with "
-    "per-step modules in between. Any other model must define `lsc_transitions(inputs) -> "
+    "per-step modules in between; recurrent_params.RecurrentStack (residual blocks around the "
+    "package's cells) and TorchRNNStack. Any other model must define `lsc_transitions(inputs) -> "
     "list[diagnostics.Transition]` (and `lsc_input_shape`, the per-sample input shape, to use "
     "Gaussian inputs)"
 )
