@@ -1,6 +1,7 @@
 """diagnostics: transition radii, memory sensitivity, Hessian structure, effective LRs."""
 
 # Transition radii (the Transition/Driver protocol)
+from diagnostics.autocorrelation import autocorrelation, correlation_time
 from diagnostics.block_parameters import block_recurrent_parameters
 from diagnostics.correlated_inputs import correlated_inputs
 
@@ -37,6 +38,12 @@ from diagnostics.parameter_groups import (
 
 # Transition radii
 from diagnostics.radii import spectral_radius, transition_radii
+from diagnostics.signal_propagation import (
+    SignalPropagationReport,
+    recurrent_layers,
+    signal_propagation,
+)
+from diagnostics.spectral_radius_grad import differentiable_spectral_radius
 from diagnostics.transitions import (
     Driver,
     Transition,
@@ -52,6 +59,12 @@ __all__ = [
     "second_moment",
     "sensitivity",
     "normalized_exp_sensitivity",
+    # Signal propagation through deep stacks, input autocorrelation
+    "signal_propagation",
+    "SignalPropagationReport",
+    "recurrent_layers",
+    "autocorrelation",
+    "correlation_time",
     # Hessian
     "HessianOperator",
     "ParameterBlock",
@@ -77,6 +90,7 @@ __all__ = [
     # Transition radii
     "transition_radii",
     "spectral_radius",
+    "differentiable_spectral_radius",
     "model_transitions",
     "Transition",
     "Driver",

@@ -16,34 +16,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from recurrent_params import InputNorm, RecurrentCell, RecurrentStack
+from diagnostics.parameter_groups import recurrent_parameter_groups
+from recurrent_params import RecurrentCell, RecurrentStack
 
 __all__ = ["block_recurrent_parameters"]
-
-_IO_TENSORS = ("B", "C", "D")
-
-
-def _is_recurrent(cell: nn.Module, local: str) -> bool:
-    """Whether the parameter ``local`` (its name inside ``cell``) is recurrent."""
-    parts = local.split(".")
-    if parts[0] == "parametrizations" and len(parts) >= 3:
-        tensor = parts[1]
-        if parts[2].isdigit():  # held by the k-th parametrization module (a learned gamma)
-            if isinstance(cell.parametrizations[tensor][int(parts[2])], InputNorm):
-                return True
-    else:
-        tensor = parts[0]
-    return tensor not in _IO_TENSORS
 
 
 def block_recurrent_parameters(model: RecurrentStack, block: int) -> dict[str, nn.Parameter]:
     r"""The recurrent parameters of block ``block`` of ``model``: ``{name: parameter}``.
 
-    Inside the block's cell every parameter except ``B``, ``C`` and ``D`` (and their
-    parametrizations' originals) counts, plus the parameter of a learned input normaliser
-    registered on ``B``: for the LRU, $\nu$, $\theta$ (``parametrizations.lam.original0``,
-    ``original1``) and $\gamma$ (``parametrizations.B.1.gamma_log``). Names are prefixed as in
-    ``model.named_parameters()``.
+    The block's share of the ``"recurrent"`` group of
+    :func:`~diagnostics.recurrent_parameter_groups` (one rule for both): inside the block's
+    cell every parameter except ``B``, ``C`` and ``D`` (and their parametrizations'
+    originals), plus the parameter of a learned input normaliser registered on ``B``: for the
+    LRU, $\nu$, $\theta$ (``parametrizations.lam.original0``, ``original1``) and $\gamma$
+    (``parametrizations.B.1.gamma_log``). Names are prefixed as in ``model.named_parameters()``.
 
     Args:
         model: a :class:`~recurrent_params.RecurrentStack`.
@@ -78,6 +65,7 @@ def block_recurrent_parameters(model: RecurrentStack, block: int) -> dict[str, n
     if not isinstance(cell, RecurrentCell):
         raise TypeError(f"block {block} holds a {type(cell).__name__}, not one of the package's "
                         "cells")
-    prefix = f"blocks.{block}.layer."
-    return {prefix + local: p for local, p in cell.named_parameters()
-            if _is_recurrent(cell, local)}
+    prefix = f"blocks.{block}."
+    groups = recurrent_parameter_groups(model)
+    return {name: p for name, p in model.named_parameters()
+            if name.startswith(prefix) and groups[name] == "recurrent"}

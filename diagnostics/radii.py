@@ -25,6 +25,11 @@ Two paths compute $\rho(M_b)$, with the same value:
 
 ``"auto"`` picks the exact path when $k \le$ ``max_exact``.
 
+Both paths take $\rho$ of their matrix with
+:func:`~diagnostics.differentiable_spectral_radius`, whose gradient perturbs the dominant
+eigenvalue only, so it stays defined when other eigenvalues repeat (a rank-1 Jacobian of a
+width-1 input, zero eigenvalues) where the backward of ``torch.linalg.eigvals`` is singular.
+
 References:
     Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
     arXiv 2308.12075.
@@ -40,6 +45,7 @@ from torch import nn
 from torch.func import jvp
 
 from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_model
+from diagnostics.spectral_radius_grad import differentiable_spectral_radius
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
     Transition,
@@ -93,7 +99,7 @@ def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
     jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
     _check_finite(jac, f"the Jacobian of {name}")
-    return torch.linalg.eigvals(jac).abs().amax(-1)  # (B,)
+    return differentiable_spectral_radius(jac)  # (B,)
 
 
 def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,7 +187,7 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
     # Q^T J Q is the transpose of Q^T J^T Q: the same Ritz values, now differentiable
     H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m)
     _check_finite(H, f"the projected Jacobian of {name}")
-    return torch.linalg.eigvals(H).abs().amax(-1)
+    return differentiable_spectral_radius(H)
 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,

@@ -43,6 +43,7 @@ EXPERIMENTS: dict[str, str] = {
     "lsc": "lsc",
     "demo": "demo",
     "long-memory": "long_memory",
+    "signal-propagation": "signal_propagation",
 }
 
 # a full stop ends a sentence when whitespace (or the end) follows it: "arXiv 2405.21064" and

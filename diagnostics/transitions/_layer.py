@@ -39,6 +39,15 @@ class Layer:
     def initial(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(batch, self.state_size)
 
+    def roll(self, inputs: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step through ``inputs`` (B, T, d) from state ``s``: states (B, T+1, n), outputs."""
+        hist, outs = [s], []
+        for t in range(inputs.shape[1]):
+            y, s = self.step(inputs[:, t], s)
+            hist.append(s)
+            outs.append(y)
+        return torch.stack(hist, 1), torch.stack(outs, 1)
+
 
 def apply_all(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     for m in modules:

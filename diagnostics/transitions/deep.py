@@ -150,17 +150,12 @@ def recurrent_stack_transitions(model: RecurrentStack, x: torch.Tensor,
     with torch.no_grad():
         for l, (block, layer) in enumerate(zip(model.blocks, layers)):
             u = block.norm(z)  # (B, T, d)
-            s = layer.initial(batch, z)
-            hist, outs = [s], []
-            for t in range(length):
-                y, s = layer.step(u[:, t], s)
-                hist.append(s)
-                outs.append(y)
-            states.append(torch.stack(hist, 1))  # (B, T+1, n)
-            check_finite(states[-1], f"the state of block {l}")
+            hist, outs = layer.roll(u, layer.initial(batch, z))  # (B, T+1, n), (B, T, d)
+            states.append(hist)
+            check_finite(hist, f"the state of block {l}")
             streams.append(z)
             normed.append(u)
-            z = z + block.mixer(torch.stack(outs, 1))  # (B, T, d)
+            z = z + block.mixer(outs)  # (B, T, d)
     out: list[Transition] = []
     for l, (block, layer) in enumerate(zip(model.blocks, layers)):
         prev = states[l][rows, t_idx]  # h^l_t: (B, n)

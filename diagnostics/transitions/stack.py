@@ -43,16 +43,12 @@ def stack_transitions(layers: Sequence[Layer], mixers: Sequence[Sequence[nn.Modu
         for l, (layer, mix) in enumerate(zip(layers, mixers)):
             s = layer.initial(batch, seq) if initial is None else initial[l]
             inputs = torch.stack([apply_all(mix, seq[:, t]) for t in range(length)], 1)
-            hist, outs = [s], []
-            for t in range(length):
-                y, s = layer.step(inputs[:, t], s)
-                hist.append(s)
-                outs.append(y)
-            states.append(torch.stack(hist, 1))  # (B, T+1, n)
-            check_finite(states[-1], f"the state of layer {l}")
+            hist, seq_out = layer.roll(inputs, s)  # (B, T+1, n), (B, T, d_out)
+            states.append(hist)
+            check_finite(hist, f"the state of layer {l}")
             ins.append(inputs)
             below.append(seq)
-            seq = torch.stack(outs, 1)  # (B, T, d_out)
+            seq = seq_out
     transitions: list[Transition] = []
     for l, (layer, mix) in enumerate(zip(layers, mixers)):
         prev = states[l][rows, t_idx]  # s^l_{t-1}: (B, n)

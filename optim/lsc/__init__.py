@@ -19,6 +19,9 @@ One pre-training step:
    never multiplied;
 5. optionally shuffle the entries of the driving matrices.
 
+A tensor that does not require grad is never moved (steps 3-5); :attr:`LSCResult.frozen` names
+the drivers left alone.
+
 Data-parallel: with :mod:`torch.distributed` initialised (or a ``process_group`` given),
 each rank measures the radii on its own shard of $n_r$ samples and the group uses
 $\bar\rho_k = \sum_r \frac{n_r}{N}\bar\rho_{k,r}$, the radius of the concatenated batch;
@@ -37,6 +40,8 @@ Modules, one concept each:
 * :mod:`.batches`: the batches (user inputs or Gaussian) and the seeds of the random streams;
 * :mod:`.drivers`: rescaling and shuffling a driver, carrying the optimiser state along,
   the opt-in gate-bias shift;
+* :mod:`.frozen`: which drivers do not require grad (never moved, reported);
+* :mod:`.precision`: half-precision models, measured in float32;
 * :mod:`.measure`: floors and gate saturation;
 * :mod:`.options`: :class:`LSCOptions`, every tuning knob;
 * :mod:`.pretrainer`: the loop, :class:`LSCPretrainer`; :mod:`.checkpoint`: its state.
@@ -48,6 +53,7 @@ References:
 
 from optim.lsc.batches import BatchSource, final_seed, rank_seed
 from optim.lsc.drivers import carry_optimizer_state_, rescale_, shuffle_, with_gate_bias_shift
+from optim.lsc.frozen import is_frozen
 from optim.lsc.measure import gate_saturation, mean_floors
 from optim.lsc.options import LSCOptions
 from optim.lsc.pretrainer import LSCPretrainer
@@ -64,6 +70,7 @@ __all__ = [
     "shuffle_",
     "carry_optimizer_state_",
     "with_gate_bias_shift",
+    "is_frozen",
     # Targets, batches, measurements
     "resolve_targets",
     "BatchSource",

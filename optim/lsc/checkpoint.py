@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optim.lsc.pretrainer import LSCPretrainer
 
-__all__ = ["pretrainer_state", "load_pretrainer_state_"]
+__all__ = ["pretrainer_state", "load_pretrainer_state_", "REQUIRED_KEYS"]
+
+REQUIRED_KEYS = ("model", "best_state", "best_score", "best_step", "step", "batch_index",
+                 "near", "history", "radii_before", "targets", "converged", "is_ffn",
+                 "floors", "floored", "saturation_before", "generator", "optimizer")
+"""The keys every checkpoint holds (``shared_generator`` and ``data_generator`` are optional:
+checkpoints written before data-parallel runs lack them)."""
 
 
 def pretrainer_state(pre: LSCPretrainer) -> dict[str, Any]:
@@ -40,8 +46,20 @@ def load_pretrainer_state_(pre: LSCPretrainer, state: dict[str, Any]) -> None:
     """Restore a :func:`pretrainer_state` into ``pre`` (same model architecture and settings).
 
     Raises:
-        ValueError: the checkpoint has optimiser state but ``pre`` takes no gradient step.
+        TypeError: ``state`` is not a dict.
+        ValueError: ``state`` misses keys of a checkpoint (they are named, with what a
+            checkpoint holds), or it has optimiser state but ``pre`` takes no gradient step.
     """
+    if not isinstance(state, dict):
+        raise TypeError(f"load_state_dict expects the dict of LSCPretrainer.state_dict(), got "
+                        f"{type(state).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"not an LSCPretrainer checkpoint: it misses the keys {missing}. A "
+                         "checkpoint is the dict of LSCPretrainer.state_dict(): the model's "
+                         "weights ('model'), the best weights and score, the step and batch "
+                         "counters, the history, floors, random generators and optimiser "
+                         f"state ({', '.join(REQUIRED_KEYS)})")
     pre.model.load_state_dict(state["model"])
     pre.best_state = state["best_state"]
     pre.best_score, pre.best_step = state["best_score"], state["best_step"]

@@ -20,6 +20,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from diagnostics.transitions import Driver, Transition
+from optim.lsc.frozen import is_frozen
 from recurrent_params import assign_
 
 __all__ = ["rescale_", "shuffle_", "carry_optimizer_state_", "with_gate_bias_shift"]
@@ -36,7 +37,8 @@ def rescale_(driver: Driver, factor: float, max_magnitude: float = MAX_MAGNITUDE
     ``"scale"``: the tensor times $c$. ``"magnitude"``: the eigenvalues times $c$ (phase kept),
     ``|lam|`` capped at ``max_magnitude``; written through the parametrization's
     ``right_inverse``, so an exponential ``nu`` moves to ``log(-log(c |lam|))``, never
-    ``c * nu``. ``"shift"``: $\log c$ added to the entries ``driver.index``.
+    ``c * nu``. ``"shift"``: $\log c$ added to the entries ``driver.index``. A frozen driver
+    (a tensor that does not require grad, :func:`optim.lsc.frozen.is_frozen`) is left as it is.
 
     Examples:
         >>> import torch
@@ -50,6 +52,8 @@ def rescale_(driver: Driver, factor: float, max_magnitude: float = MAX_MAGNITUDE
         tensor([[2., 2.],
                 [2., 2.]])
     """
+    if is_frozen(driver):
+        return  # never move a tensor that does not require grad
     factor = float(factor) ** driver.exponent
     value = driver.value.detach()
     if driver.mode == "shift":
@@ -72,10 +76,11 @@ def shuffle_(driver: Driver, generator: torch.Generator) -> torch.Tensor | None:
 
     Returns:
         The permutation of the flattened entries, or ``None`` when nothing was shuffled
-        (biases, eigenvalues and gate shifts are never shuffled, as in the reference).
+        (biases, eigenvalues and gate shifts are never shuffled, as in the reference; nor is
+        a frozen driver, :func:`optim.lsc.frozen.is_frozen`).
     """
     value = driver.value.detach()
-    if driver.mode != "scale" or value.ndim != 2:
+    if driver.mode != "scale" or value.ndim != 2 or is_frozen(driver):
         return None
     perm = torch.randperm(value.numel(), generator=generator).to(value.device)
     assign_(driver.module, driver.name, value.reshape(-1)[perm].reshape(value.shape))

@@ -8,6 +8,8 @@ r"""The tuning knobs of :class:`~optim.LSCPretrainer`, in one dataclass.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, fields
 
 from diagnostics.transitions import DEFAULT_SEQ_LEN
@@ -15,12 +17,14 @@ from optim.lsc.drivers import MAX_MAGNITUDE
 from optim.lsc.measure import SATURATION_THRESHOLD
 
 __all__ = ["LSCOptions", "CLIP", "SHUFFLE_PROBABILITY", "REFERENCE_LR", "REFERENCE_WEIGHT_DECAY",
-           "REFERENCE_LOOKAHEAD", "option_names"]
+           "REFERENCE_LOOKAHEAD", "METHODS", "option_names"]
 
 CLIP = (0.85, 1.15)
 """Bounds of the multiplicative factor per step: the reference's ``clip(t/rho, 0.85, 1.15)``."""
 SHUFFLE_PROBABILITY = 1 / 3
 """Probability per step of permuting every kernel: the reference's "about 1/3"."""
+METHODS = ("auto", "exact", "matrix_free")
+"""The radius computations :func:`diagnostics.transition_radii` offers."""
 REFERENCE_LR, REFERENCE_WEIGHT_DECAY, REFERENCE_LOOKAHEAD = 7.2e-3, 1e-4, (6, 0.5)
 """The reference's AdaBelief learning rate and weight decay, and its Lookahead ``(k, alpha)``."""
 
@@ -39,7 +43,8 @@ class LSCOptions:
             ``tolerance`` and no single measurement in the window is off by more than twice
             that (the radii are noisy estimates: they are re-measured on a new batch each
             step).
-        max_steps: the hard limit on steps (it never runs longer).
+        max_steps: the hard limit on steps (it never runs longer); 0 only measures the radii
+            (before and after are then the same weights, ``converged=False``).
         batch_size: Gaussian batch size.
         seq_len: Gaussian sequence length (default ``DEFAULT_SEQ_LEN`` = 20).
         input_shape: declared per-sample shape of the Gaussian inputs (``(T, d)`` for
@@ -73,9 +78,21 @@ class LSCOptions:
         seed: seeds the generator used for inputs, time steps, shuffles and start vectors.
         progress: show a tqdm bar.
 
+    Every field is checked once, here (and again by :func:`dataclasses.replace`), so a bad
+    value fails at construction, naming the option and the range it must lie in.
+
     Raises:
-        ValueError: a probability outside [0, 1], ``clip`` not ``0 < lo <= 1 <= hi``, a count
-            below 1.
+        TypeError: a field of the wrong type (e.g. ``max_steps=1.5``, ``grad_step="yes"``,
+            a ``bool`` where a number is expected).
+        ValueError: a value outside its range: ``target`` not a positive finite radius (nor
+            ``"unbalanced"``, ``None`` or a dict of such radii), ``tolerance`` not positive and
+            finite, ``max_steps < 0``, ``patience``/``batch_size``/``seq_len``/
+            ``krylov_dim``/``max_restarts``/``shuffle_every`` below 1, ``max_exact < 0``,
+            ``clip`` not ``0 < lo <= 1 <= hi``, a probability (``shuffle``, Lookahead's
+            ``alpha``) outside [0, 1], ``lr``/``weight_decay`` negative or not finite,
+            ``saturation_threshold`` not positive, ``max_magnitude`` outside (0, 1], an
+            unknown ``method``, an ``input_shape`` with a non-positive size, ``seed`` outside
+            [0, 2**63).
     """
 
     target: float | str | dict[str, float] | None = None
@@ -103,21 +120,112 @@ class LSCOptions:
     progress: bool = True
 
     def __post_init__(self):
-        if not 0.0 <= self.shuffle <= 1.0:
-            raise ValueError(f"shuffle is a probability in [0, 1], got {self.shuffle}")
-        lo, hi = self.clip
-        if not 0 < lo <= 1 <= hi:
-            raise ValueError(f"clip must satisfy 0 < lo <= 1 <= hi, got {self.clip}")
-        if (self.max_steps < 1 or self.patience < 1 or self.batch_size < 1
-                or self.seq_len < 1):
-            raise ValueError("max_steps, patience, batch_size and seq_len must be >= 1")
-        if self.shuffle_every is not None and self.shuffle_every < 1:
-            raise ValueError(f"shuffle_every must be None or >= 1, got {self.shuffle_every}")
-        self.input_shape = None if self.input_shape is None else tuple(self.input_shape)
-        self.clip = (float(lo), float(hi))
-        self.shuffle = float(self.shuffle)
-        self.gate_bias_shift = bool(self.gate_bias_shift)
-        self.saturation_threshold = float(self.saturation_threshold)
+        self.target = _target(self.target)
+        if self.tolerance is not None:
+            self.tolerance = _real("tolerance", self.tolerance, "a positive finite number (or "
+                                   "None for the default)", lambda v: v > 0)
+        self.patience = _count("patience", self.patience, 1)
+        self.max_steps = _count("max_steps", self.max_steps, 0)
+        self.batch_size = _count("batch_size", self.batch_size, 1)
+        self.seq_len = _count("seq_len", self.seq_len, 1)
+        if self.input_shape is not None:
+            if isinstance(self.input_shape, int | str) or not hasattr(self.input_shape,
+                                                                      "__iter__"):
+                raise TypeError(f"LSCOptions.input_shape must be None or a tuple of sizes, got "
+                                f"{self.input_shape!r}")
+            self.input_shape = tuple(_count("input_shape", d, 1) for d in self.input_shape)
+            if not self.input_shape:
+                raise ValueError("LSCOptions.input_shape must hold at least one size, got ()")
+        self.clip = _clip(self.clip)
+        self.grad_step = _flag("grad_step", self.grad_step)
+        self.lr = _real("lr", self.lr, "a finite number >= 0", lambda v: v >= 0)
+        self.weight_decay = _real("weight_decay", self.weight_decay, "a finite number >= 0",
+                                  lambda v: v >= 0)
+        if self.lookahead is not None:
+            if isinstance(self.lookahead, str) or len(tuple(self.lookahead)) != 2:
+                raise TypeError(f"LSCOptions.lookahead must be None or a pair (k, alpha), got "
+                                f"{self.lookahead!r}")
+            k, alpha = tuple(self.lookahead)
+            self.lookahead = (_count("lookahead k", k, 1),
+                              _real("lookahead alpha", alpha, "a probability in [0, 1]",
+                                    lambda v: 0 <= v <= 1))
+        self.shuffle = _real("shuffle", self.shuffle, "a probability in [0, 1]",
+                             lambda v: 0 <= v <= 1)
+        if self.shuffle_every is not None:
+            self.shuffle_every = _count("shuffle_every", self.shuffle_every, 1)
+        self.gate_bias_shift = _flag("gate_bias_shift", self.gate_bias_shift)
+        self.saturation_threshold = _real("saturation_threshold", self.saturation_threshold,
+                                          "a positive finite number", lambda v: v > 0)
+        if self.method not in METHODS:
+            raise ValueError(f"LSCOptions.method must be one of {list(METHODS)}, got "
+                             f"{self.method!r}")
+        self.max_exact = _count("max_exact", self.max_exact, 0)
+        self.krylov_dim = _count("krylov_dim", self.krylov_dim, 1)
+        self.max_restarts = _count("max_restarts", self.max_restarts, 1)
+        self.max_magnitude = _real("max_magnitude", self.max_magnitude,
+                                   "a number in (0, 1]", lambda v: 0 < v <= 1)
+        self.seed = _count("seed", self.seed, 0)
+        if self.seed >= 2**63:  # torch.Generator takes 64 bits; the derived seeds add strides
+            raise ValueError(f"LSCOptions.seed must be an int in [0, 2**63), got {self.seed}")
+        self.progress = _flag("progress", self.progress)
+
+
+def _count(name: str, value, low: int) -> int:
+    """An integer option (a bool is refused) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"LSCOptions.{name} must be an int >= {low}, got "
+                        f"{type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"LSCOptions.{name} must be an int >= {low}, got {value}")
+    return int(value)
+
+
+def _real(name: str, value, expected: str, ok) -> float:
+    """A finite real option (a bool is refused) that satisfies ``ok``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"LSCOptions.{name} must be {expected}, got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    if not math.isfinite(value) or not ok(value):
+        raise ValueError(f"LSCOptions.{name} must be {expected}, got {value}")
+    return value
+
+
+def _flag(name: str, value) -> bool:
+    """A yes/no option: a bool (numpy's included) or the ints 0 and 1."""
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"LSCOptions.{name} must be True or False, got {value!r}")
+
+
+def _radius(name: str, value) -> float:
+    return _real(name, value, "a positive finite radius", lambda v: v > 0)
+
+
+def _target(target):
+    if target is None:
+        return None
+    if isinstance(target, str):
+        if target != "unbalanced":
+            raise ValueError(f"LSCOptions.target must be a positive finite radius, "
+                             f"'unbalanced', a {{transition: radius}} dict or None, got "
+                             f"{target!r}")
+        return target
+    if isinstance(target, dict):
+        return {k: _radius(f"target[{k!r}]", v) for k, v in target.items()}
+    return _radius("target", target)
+
+
+def _clip(clip) -> tuple[float, float]:
+    if isinstance(clip, str) or not hasattr(clip, "__len__") or len(clip) != 2:
+        raise TypeError(f"LSCOptions.clip must be a pair (lo, hi), got {clip!r}")
+    lo = _real("clip lo", clip[0], "a finite number", lambda v: True)
+    hi = _real("clip hi", clip[1], "a finite number", lambda v: True)
+    if not 0 < lo <= 1 <= hi:
+        raise ValueError(f"LSCOptions.clip must satisfy 0 < lo <= 1 <= hi, got {tuple(clip)}")
+    return lo, hi
 
 
 def option_names() -> tuple[str, ...]:

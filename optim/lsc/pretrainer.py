@@ -32,8 +32,10 @@ from optim.lookahead_optimizer import lookahead as make_lookahead
 from optim.lsc.batches import BatchSource, final_seed, rank_seed
 from optim.lsc.checkpoint import load_pretrainer_state_, pretrainer_state
 from optim.lsc.drivers import carry_optimizer_state_, rescale_, shuffle_, with_gate_bias_shift
+from optim.lsc.frozen import driver_name, frozen_drivers, is_frozen
 from optim.lsc.measure import gate_saturation, mean_floors, saturation_warning
 from optim.lsc.options import LSCOptions, option_names
+from optim.lsc.precision import adabelief_eps, in_float32
 from optim.lsc.result import LSCResult, transition_status
 from optim.lsc.targets import resolve_targets
 
@@ -124,10 +126,38 @@ class LSCPretrainer:
     :attr:`LSCResult.status` reports them. A warning is issued when that happens, and when
     pre-training raised the fraction of saturated gates.
 
+    Frozen tensors: a tensor that does not require grad (``requires_grad_(False)``, a buffer)
+    is never moved: not rescaled, not shuffled, not in the optimiser (a parametrized driver is
+    frozen when any of its stored originals is; :mod:`optim.lsc.frozen`). The drivers left
+    alone are listed in :attr:`LSCResult.frozen` and the result's repr; a transition whose
+    drivers are all frozen is still measured, but leaves the loss and the convergence test and
+    is reported as not driven (``status[name]["driven"] is False``), not as failing. A
+    model with no parameter, or with every parameter frozen, is refused with a
+    ``ValueError`` at construction (there is nothing to pre-train; measure it with
+    :func:`diagnostics.transition_radii`), and so is a run in which every driver of every
+    transition is frozen (at its first measurement).
+
+    Half precision: a ``float16`` / ``bfloat16`` model is run and differentiated in its own
+    dtype, and the eigenvalues of its Jacobians are computed in float32
+    (:mod:`optim.lsc.precision`; LAPACK has no half-precision eigen solver).
+
+    NaN and inf: the pre-trainer never feeds a non-finite number to LAPACK. A batch with
+    NaN or inf raises ``FloatingPointError("an input batch contains NaN or inf")``, and a
+    parameter with NaN or inf raises ``FloatingPointError`` naming it, at the measurement
+    that meets it (before any eigendecomposition; the weights are left as they were at that
+    step). A non-finite state reached inside the model raises ``FloatingPointError`` from
+    :func:`diagnostics.spectral_radius`, naming the transition.
+
     Raises:
-        TypeError: an unknown keyword argument.
+        TypeError: an unknown keyword argument, an option of the wrong type, or a batch of
+            a dtype the model cannot take (an integer batch for an FFN).
         ValueError: ``inputs`` and ``data`` both given, an optimiser with
-            ``grad_step=False``, or an invalid option (see :class:`~optim.lsc.LSCOptions`).
+            ``grad_step=False``, an invalid option (see :class:`~optim.lsc.LSCOptions`),
+            a model with no parameter, every parameter frozen or its parameters on the
+            ``meta`` device, an empty list of batches; from :meth:`run`: an empty batch or
+            one whose shape does not fit the model (the message names the shape it takes),
+            every driver frozen.
+        FloatingPointError: from :meth:`run`, NaN or inf in a batch or a parameter.
 
     References:
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
@@ -159,6 +189,7 @@ class LSCPretrainer:
         opts = dataclasses.replace(options or LSCOptions(), **overrides)
         self.options = opts
         self.model = model
+        _check_model(model)
         self.generator = torch.Generator().manual_seed(opts.seed)
         self._like = first_tensor(model)
         device = self._like.device if self._like is not None else "cpu"
@@ -178,7 +209,8 @@ class LSCPretrainer:
         if opts.grad_step:
             params = [p for p in model.parameters() if p.requires_grad]
             if optimizer is None:
-                inner = AdaBelief(params, lr=opts.lr, weight_decay=opts.weight_decay)
+                inner = AdaBelief(params, lr=opts.lr, weight_decay=opts.weight_decay,
+                                  eps=adabelief_eps(params))
                 self.optimizer = (inner if opts.lookahead is None
                                   else make_lookahead(inner, *opts.lookahead))
             elif isinstance(optimizer, Optimizer):
@@ -204,6 +236,8 @@ class LSCPretrainer:
         self.saturation_before: dict[str, float] | None = None
         self._is_ffn: bool | None = None  # known at the first measurement: no time transition
         self._floor_why: dict[str, str] = {}  # per transition, from the final measurement
+        self.frozen: list[str] = []  # drivers left alone (requires_grad=False), by name
+        self.undriven: dict[str, list[str]] = {}  # transitions whose drivers are all frozen
 
     def __getattr__(self, name: str) -> Any:
         # the options read as attributes (pre.max_steps); only reached for missing names
@@ -249,6 +283,8 @@ class LSCPretrainer:
         transitions = model_transitions(self.model, x, gen)
         if self.gate_bias_shift:
             transitions = with_gate_bias_shift(transitions)
+        self._find_frozen(transitions)
+        transitions = in_float32(transitions)  # half types: eigenvalues in float32
         if self.targets is None:
             self.targets = resolve_targets(transitions, self.target, self.seq_len)
         with torch.set_grad_enabled(grad):
@@ -260,6 +296,20 @@ class LSCPretrainer:
                 radii = self.reducer.weighted_means(
                     radii, {t.name: int(t.point.shape[0]) for t in transitions})
         return transitions, radii
+
+    def _find_frozen(self, transitions: list[Transition]) -> None:
+        """Record the frozen drivers and the transitions they leave undriven; refuse a run in
+        which no driver can move."""
+        self.frozen, undriven = frozen_drivers(self.model, transitions)
+        self.undriven = {t.name: [driver_name(self.model, d) for d in t.drivers]
+                         for t in transitions if t.name in undriven}
+        drivers = [d for t in transitions for d in t.drivers]
+        if drivers and all(is_frozen(d) for d in drivers):
+            raise ValueError(
+                "every driver of every transition is frozen (requires_grad=False): "
+                f"{self.frozen}; LSC pre-training would leave them all as they are. Unfreeze "
+                "them (requires_grad_(True)) to pre-train, or measure the radii only with "
+                "diagnostics.transition_radii")
 
     def _check_weights(self) -> None:
         """Name the first non-finite parameter (before any LAPACK call can see it)."""
@@ -353,7 +403,9 @@ class LSCPretrainer:
                       f"{self.patience} steps is within {tol} of its target (each step within "
                       f"{SPREAD_TOLERANCES * tol})")
         elif not reason:
-            if self.step >= self.max_steps:
+            if self.max_steps == 0:
+                reason = "max_steps=0: the radii were measured, no step was taken"
+            elif self.step >= self.max_steps:
                 worst = self.history[-1]["window_dev"] if self.history else math.nan
                 reason = (f"not converged after max_steps={self.max_steps}: the largest "
                           f"deviation from the target is {worst:.4f} (tolerance {tol}); "
@@ -366,7 +418,7 @@ class LSCPretrainer:
             self.model.load_state_dict(self.best_state)
         after, sat_after = self._final_radii()
         status = transition_status(after, self.targets, SPREAD_TOLERANCES * tol, self.floored,
-                                   self.floors, self._floor_why, reason)
+                                   self.floors, self._floor_why, reason, self.undriven)
         notes = []
         floored = [k for k, st in status.items() if st["why"].startswith("floored")]
         if floored:
@@ -384,7 +436,7 @@ class LSCPretrainer:
             radii_after=after, targets=dict(self.targets),
             history=copy.deepcopy(self.history), best_step=self.best_step, reason=reason,
             status=status, saturation_before=dict(self.saturation_before or {}),
-            saturation_after=sat_after, warnings=notes)
+            saturation_after=sat_after, warnings=notes, frozen=list(self.frozen))
 
     def _window(self) -> dict[str, float]:
         """Mean radius of each transition over the last ``patience`` steps."""
@@ -396,7 +448,9 @@ class LSCPretrainer:
         targets = self.targets
         values = {k: float(v.detach()) for k, v in radii.items()}
         self._update_floors(transitions, values, tol)
-        active = [k for k in values if not self.floored.get(k, False)] or list(values)
+        # frozen-driven transitions are measured only; floored ones leave the loss unless all are
+        driven = [k for k in values if k not in self.undriven]
+        active = [k for k in driven if not self.floored.get(k, False)] or driven
         devs = {k: abs(values[k] - targets[k]) for k in values}
         loss = sum((radii[k] - targets[k]) ** 2 for k in active) / len(active)
         self.history.append({"step": self.step, "radii": values, "loss": float(loss.detach()),
@@ -444,12 +498,14 @@ class LSCPretrainer:
                 self.near[name] = self.near.get(name, 0) + 1
             elif devs[name] > RESET_DEVIATIONS * tol:
                 self.near[name] = 0
-            if not t.drivers or self.floored.get(name, False):
+            if not t.drivers or self.floored.get(name, False) or name in self.undriven:
                 continue  # a floored transition is left alone, not driven to degeneracy
             gain = max(1.0 / (1 + self.near.get(name, 0)), GAIN_FLOOR)
             ratio = self.targets[name] / max(values[name], 1e-12)
             factor = min(max(ratio**gain, lo), hi)
             for d in t.drivers:
+                if is_frozen(d):
+                    continue  # never move a tensor that does not require grad
                 rescale_(d, factor, self.max_magnitude)
                 carry_optimizer_state_(self.optimizer, d, factor=factor)
 
@@ -475,3 +531,20 @@ class LSCPretrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (same model architecture and settings)."""
         load_pretrainer_state_(self, state)
+
+
+def _check_model(model: nn.Module) -> None:
+    """Refuse a model LSC cannot move: no parameter, every parameter frozen, or no data."""
+    params = list(model.parameters())
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no parameters: there is nothing to "
+                         "pre-train")
+    if any(p.is_meta for p in params):
+        raise ValueError(f"{type(model).__name__} has parameters on the meta device (no data): "
+                         "materialise them first (model.to_empty(device=...) and initialise)")
+    if not any(p.requires_grad for p in params):
+        raise ValueError(
+            f"every parameter of {type(model).__name__} is frozen (requires_grad=False): LSC "
+            "pre-training never moves a frozen tensor, so it would leave the model as it is. "
+            "Unfreeze the tensors to pre-train (requires_grad_(True)), or measure the radii "
+            "only with diagnostics.transition_radii")

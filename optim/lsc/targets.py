@@ -10,6 +10,8 @@ the "unbalanced" split $\rho_{depth} = L/(L+T)$, $\rho_{time} = T/(L+T)$. A tran
 
 from __future__ import annotations
 
+import math
+
 from diagnostics.transitions import Transition
 
 __all__ = ["resolve_targets"]
@@ -23,7 +25,7 @@ def resolve_targets(transitions: list[Transition], target, seq_len_hint: int | N
         missing = [t.name for t in transitions if t.name not in target]
         if missing:
             raise ValueError(f"target dict misses transitions {missing}")
-        return {t.name: float(target[t.name]) for t in transitions}
+        return {t.name: _positive(target[t.name], f"target[{t.name!r}]") for t in transitions}
     out = _global_targets(transitions, target, seq_len_hint)
     # a transition's own target (a decoder: 1, REFERENCE section 3) wins over the global one
     return {t.name: (float(t.target) if t.target is not None else out[t.name])
@@ -41,7 +43,13 @@ def _global_targets(transitions: list[Transition], target, seq_len_hint: int | N
         horizon = max((t.horizon or 0 for t in times), default=0) or (seq_len_hint or 0)
         return {t.name: (horizon if t.kind == "time" else depth) / (depth + horizon)
                 for t in transitions}
-    target = float(target)
-    if not target > 0:
-        raise ValueError(f"target radius must be positive, got {target}")
+    target = _positive(target, "target")
     return {t.name: target for t in transitions}
+
+
+def _positive(value, name: str) -> float:
+    """A target radius: a positive finite number (``inf`` would drive the weights to inf)."""
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite radius, got {value}")
+    return value

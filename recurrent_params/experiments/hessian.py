@@ -15,6 +15,11 @@ import time
 
 import torch
 
+from recurrent_params.experiments._arg_types import comma_list, finite_float, positive_int
+
+SUMMARY = ("The Hessian at the optimum (curse-of-memory paper, Section 4.3): how much of its "
+           "mass sits on the diagonal for dense, diagonal and LRU students.")
+
 HELP = (
     "Hessian at the optimum (paper Section 4.3): a teacher with |lambda| near 1 is loaded "
     "into dense, complex-diagonal and LRU students; prints diagonal mass and participation "
@@ -27,15 +32,17 @@ MODELS = ("dense", "diagonal", "lru")
 
 def add_arguments(parser) -> None:
     """Options of ``recurrent-params hessian``."""
-    parser.add_argument("--nu0", type=float, default=0.99,
-                        help="teacher eigenvalue magnitude floor (default 0.99)")
-    parser.add_argument("--d-state", type=int, default=10, help="teacher and student states")
-    parser.add_argument("--length", type=int, default=None,
+    parser.add_argument("--nu0", type=finite_float, default=0.99,
+                        help="teacher eigenvalue magnitude floor, in [0, 1) (default 0.99)")
+    parser.add_argument("--d-state", type=positive_int, default=10,
+                        help="teacher and student states")
+    parser.add_argument("--length", type=positive_int, default=None,
                         help="sequence length (default 300, --quick 100)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="sequences in the batch (default 64, --quick 32)")
-    parser.add_argument("--top-k", type=int, default=3, help="top eigenvectors to analyse")
-    parser.add_argument("--models", default=",".join(MODELS),
+    parser.add_argument("--top-k", type=positive_int, default=3,
+                        help="top eigenvectors to analyse")
+    parser.add_argument("--models", type=comma_list(MODELS), default=list(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)}")
 
 
@@ -81,10 +88,7 @@ def _run(args) -> dict:
 
     length = args.length or (100 if args.quick else 300)
     batch = args.batch_size or (32 if args.quick else 64)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"unknown model {m!r}; expected a subset of {MODELS}")
+    models = list(args.models)
     if not 0 <= args.nu0 < 1:
         raise ValueError(f"--nu0 must be in [0, 1), got {args.nu0}")
     device = args.device

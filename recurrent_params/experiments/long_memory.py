@@ -65,6 +65,9 @@ __all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "Task", "add_argum
            "make_optimizer", "load_task", "train_run", "summary_table", "markdown_table",
            "plot_curves", "summarize"]
 
+SUMMARY = ("Deep LRU, diagonal (with and without the cure), dense, LSTM and GRU stacks of one "
+           "parameter budget on 784-step sequential and permuted (Fashion-)MNIST.")
+
 HELP = ("Deep recurrent stacks (LRU, diagonal RNN without and with the curse-of-memory cure, "
         "dense RNN, LSTM, GRU) of equal parameter count on 784-step sequential and permuted "
         "MNIST / Fashion-MNIST: test accuracy over seeds, training curves, effective learning "

@@ -88,4 +88,18 @@ CASES: list = [
     CliCase("from-json-wrong-shape", ["teacher-student", "--from-json", _OTHER_JSON],
             match=r"lsc_digits_runs.json' is not a teacher-student result.*'settings' and "
             r"'runs'", exit_codes=(1,)),
+    CliCase("hessian-models-empty", ["hessian", "--models", ""],
+            match=r"--models.*comma-separated subset of dense,diagonal,lru", exit_codes=(2,)),
+    CliCase("hessian-models-unknown", ["hessian", "--models", "dense,nope"],
+            match=r"--models.*unknown 'nope'", exit_codes=(2,)),
+    CliCase("hessian-d-state-zero", ["hessian", "--d-state", "0"],
+            match=r"--d-state.*>= 1", exit_codes=(2,)),
+    CliCase("hessian-top-k-negative", ["hessian", "--top-k", "-1"],
+            match=r"--top-k.*>= 1", exit_codes=(2,)),
+    CliCase("hessian-length-zero", ["hessian", "--length", "0"],
+            match=r"--length.*>= 1", exit_codes=(2,)),
+    CliCase("hessian-nu0-nan", ["hessian", "--nu0", "nan"],
+            match=r"--nu0.*finite", exit_codes=(2,)),
+    CliCase("hessian-nu0-one", ["hessian", "--nu0", "1.0", "--quick"],
+            match=r"--nu0 must be in \[0, 1\)", exit_codes=(1,)),
 ]

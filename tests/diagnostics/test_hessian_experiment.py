@@ -33,5 +33,8 @@ def test_hessian_experiment_small(tmp_path, capsys):
 
 
 def test_hessian_experiment_rejects_bad_models(capsys):
-    assert main(["hessian", "--models", "dense,nope", "--no-progress"]) == 1
-    assert "unknown model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["hessian", "--models", "dense,nope", "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown 'nope'" in err and "dense,diagonal,lru" in err

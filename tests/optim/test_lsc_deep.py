@@ -96,3 +96,28 @@ def test_torch_rnn_stack_goes_through_the_lstm_path_and_reports_its_floor():
     assert result.status["layer0.time"]["why"].startswith("floored")
     for name in ("layer0.depth", "layer1.depth"):
         assert result.status[name]["reached"], result.status[name]
+
+
+def test_language_model_stack_pretrains_on_token_batches():
+    torch.manual_seed(0)
+    lm = RecurrentStack.of(lambda d: LRU(d, 16), depth=3, d_model=16, vocab_size=50, task="lm")
+    result = LSCPretrainer(lm, inputs=torch.randint(0, 50, (32, 12)), progress=False).run()
+    assert result.converged, result.reason
+    assert all(st["reached"] for st in result.status.values()), result.status
+    with pytest.raises(TypeError, match="token ids"):  # no Gaussian stand-in for tokens
+        LSCPretrainer(lm, progress=False).run()
+
+
+def test_a_frozen_block_keeps_its_eigenvalues_and_the_rest_still_converges():
+    model = _stack(3)
+    cell = model.blocks[1].layer
+    for p in cell.parametrizations.lam.parameters():  # nu and theta of block 1
+        p.requires_grad_(False)
+    lam = cell.lam.detach().clone()
+    result = LSCPretrainer(model, seq_len=8, batch_size=32, max_steps=300,
+                           progress=False).run()
+    assert torch.equal(cell.lam.detach(), lam)
+    assert result.frozen == ["blocks.1.layer.lam"]
+    assert result.radii_after["layer1.time"] == pytest.approx(float(lam.abs().max()), rel=1e-5)
+    for name in ("layer0.time", "layer2.time", "layer1.depth", "layer2.depth"):
+        assert result.status[name]["reached"], (name, result.status[name])

@@ -4,7 +4,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from optim import LSCPretrainer
-from recurrent_params import LRU, DiagonalRNN, ExpMag
+from recurrent_params import LRU, DiagonalRNN, ExpMag, RecurrentStack
 
 torch.manual_seed(0)
 
@@ -24,3 +24,8 @@ print("LRU |lam| in", float(lru.lam.abs().min()), "...", float(lru.lam.abs().max
 model = torch.nn.LSTM(input_size=8, hidden_size=32, num_layers=2, batch_first=True)
 result = LSCPretrainer(model).run()
 print(result)
+
+# 4. ... including deep residual stacks of the package's cells (eval(): no dropout while the
+# transitions are traced): time and depth radii of every block go to 1/2.
+deep = RecurrentStack.of(lambda d: LRU(d, 32), depth=3, d_model=16, d_input=1, d_output=10)
+print(LSCPretrainer(deep.eval()).run())
