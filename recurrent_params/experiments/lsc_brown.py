@@ -349,7 +349,11 @@ def _quiet(*args, **kwargs) -> None:
 
 def run_brown(args) -> dict | None:
     """``lsc --task brown``: the resumable sweep; rank 0 prints and writes the tables."""
-    from recurrent_params.experiments.resumable_sweep import is_main_process, run_resumable
+    from recurrent_params.experiments.resumable_sweep import (
+        is_main_process,
+        run_resumable,
+        with_source,
+    )
 
     s = sizes_for(args)
     corpus, source = _load_corpus(s, args.data_root)
@@ -362,6 +366,7 @@ def run_brown(args) -> dict | None:
           f"<= {s['epochs']} epochs of {s['train_tokens'] or 'all'} tokens, {s['seeds']} "
           f"seed(s)")
     say(f"  data: {source}; vocabulary {len(corpus.vocab)}")
+    s["signature"] = with_source(s["signature"], source)
     work = []
     for seed in range(args.seed, args.seed + s["seeds"]):
         for net in s["nets"]:

@@ -68,7 +68,7 @@ from recurrent_params.experiments.lsc_digits import (
     SpikingClassifier,
     keras_like_init_,
 )
-from recurrent_params.experiments.resumable_sweep import is_main_process
+from recurrent_params.experiments.resumable_sweep import is_main_process, with_source
 from recurrent_params.experiments.spike_encoding import threshold_crossing
 
 __all__ = ["TASKS", "CELLS", "PRESETS", "ImageTask", "load_images", "standin_images",
@@ -590,6 +590,10 @@ def run_long(args) -> dict | None:
         say("  alif: threshold-crossing spikes of the pixels (16 channels, 784 steps), a "
               "stand-in for SHD (not available offline)")
     work = _work(s, args.seed)
+    # the data's identity joins the signature: a stand-in's records never stand for the data's
+    cache["raw"] = load_images(s["task"], s, args.data_root, permute=args.permute,
+                               quick_fallback=s["preset"] == "quick")
+    s["signature"] = with_source(s["signature"], cache["raw"].source)
     from recurrent_params.experiments.resumable_sweep import run_resumable
 
     def run_one(item, ckpt):

@@ -10,13 +10,20 @@ record on rank 0 in the order of the work list.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 
 from recurrent_params.experiments._runs import append_record, read_records, records_path
 
-__all__ = ["run_resumable", "is_main_process"]
+__all__ = ["run_resumable", "is_main_process", "with_source"]
+
+
+def with_source(signature: str, source: str) -> str:
+    """``signature`` (a hash of a sweep's sizes) extended by the data's ``source``, so the
+    records of a generated stand-in never stand for the real data's runs (or the reverse)."""
+    return hashlib.sha1(f"{signature}|{source}".encode()).hexdigest()[:10]
 
 
 def is_main_process() -> bool:
