@@ -12,7 +12,7 @@ import time
 import torch
 from torch import nn
 
-__all__ = ["time_training_step", "time_lsc_step", "measure_classifiers"]
+__all__ = ["time_training_step", "time_lsc_step", "classifier_step", "measure_classifiers"]
 
 
 def time_training_step(step, repeats: int = 1, warmup: bool = True) -> float:
@@ -51,7 +51,10 @@ def time_lsc_step(module: nn.Module, batch: torch.Tensor) -> float:
     return max(t_run - 2 * t_measure, 0.0)
 
 
-def _classifier_step(net, opt, x, y):
+def classifier_step(net, opt, x, y):
+    """A closure taking one training step of classifier ``net`` on ``(x, y)``: cross-entropy,
+    backward, ``opt.step()`` (what :func:`time_training_step` times)."""
+
     def step():
         loss = nn.functional.cross_entropy(net(x), y)
         opt.zero_grad()
@@ -90,7 +93,7 @@ def measure_classifiers(s: dict, device="cpu", repeats: int = 1) -> dict:
                 x = (x > 1.5).float()  # sparse spikes
             y = torch.randint(0, N_CLASSES, (b,), device=device)
             opt = make_optimizer(net.parameters(), s["lr"])
-            t_step = time_training_step(_classifier_step(net, opt, x, y), repeats, warmup=False)
+            t_step = time_training_step(classifier_step(net, opt, x, y), repeats, warmup=False)
             t_pre = time_lsc_step(net.recurrent, x)
             per_epoch = math.ceil((s["train"] or 60000) / b) * t_step + \
                 (s["val"] + (s["test"] or 10000)) / b * t_step / 3
