@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from recurrent_params.experiments._arg_types import positive_float, positive_int
+from recurrent_params.experiments._arg_types import finite_float, positive_float, positive_int
 from recurrent_params.experiments.lsc_digits import ACTIVATIONS, CELLS
 
 SUMMARY = ("Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075) and "
@@ -42,34 +43,75 @@ HELP = (
 )
 
 
-#: option destinations that only one task reads (``--task`` and the common options aside)
-COPY_ONLY = {"cell": "--cell", "layers": "--layers", "features": "--features",
-             "length": "--length", "delay": "--delay", "train_steps": "--train-steps",
-             "batch": "--batch"}
-DIGITS_ONLY = {"cells": "--cells", "depths": "--depths", "seeds": "--seeds",
-               "epochs": "--epochs", "train_batch": "--train-batch",
-               "pretrain_batch": "--pretrain-batch", "ffn_pretrain_steps": "--ffn-pretrain-steps",
-               "no_rnn": "--no-rnn", "no_ffn": "--no-ffn", "ffn_depth": "--ffn-depth",
-               "ffn_width": "--ffn-width", "ffn_epochs": "--ffn-epochs", "ffn_lr": "--ffn-lr",
-               "activations": "--activations"}
+#: the tasks of ``--task``, in the order their option groups appear
+TASKS = ("digits", "copy", "smnist", "fashion", "brown")
+_LONG = ("smnist", "fashion", "brown")
+
+#: option destination -> (flag, the tasks that read it); options missing here (``--task``,
+#: ``--hidden``, ``--pretrain-steps``, ``--lr`` and the common ones) are read by every task
+OWNERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{dest: (flag, ("copy",)) for dest, flag in (
+        ("cell", "--cell"), ("layers", "--layers"), ("features", "--features"),
+        ("length", "--length"), ("delay", "--delay"), ("train_steps", "--train-steps"),
+        ("batch", "--batch"))},
+    "cells": ("--cells", ("digits", "smnist", "fashion")),
+    "depths": ("--depths", ("digits", "smnist", "fashion")),
+    "seeds": ("--seeds", ("digits", *_LONG)),
+    "epochs": ("--epochs", ("digits", *_LONG)),
+    "train_batch": ("--train-batch", ("digits", *_LONG)),
+    "pretrain_batch": ("--pretrain-batch", ("digits", *_LONG)),
+    **{dest: (flag, ("digits",)) for dest, flag in (
+        ("ffn_pretrain_steps", "--ffn-pretrain-steps"), ("no_rnn", "--no-rnn"),
+        ("no_ffn", "--no-ffn"), ("ffn_depth", "--ffn-depth"), ("ffn_width", "--ffn-width"),
+        ("ffn_epochs", "--ffn-epochs"), ("ffn_lr", "--ffn-lr"),
+        ("activations", "--activations"))},
+    **{dest: (flag, _LONG) for dest, flag in (
+        ("preset", "--preset"), ("inits", "--inits"), ("patience", "--patience"),
+        ("dropout", "--dropout"), ("data_root", "--data-root"), ("measure", "--measure"),
+        ("train_size", "--train-size"), ("test_size", "--test-size"))},
+    **{dest: (flag, ("smnist", "fashion")) for dest, flag in (
+        ("permute", "--permute"), ("val_size", "--val-size"), ("alif_lr", "--alif-lr"))},
+    **{dest: (flag, ("brown",)) for dest, flag in (("nets", "--nets"), ("bptt", "--bptt"))},
+}
+#: kept for callers of the earlier two-task version
+COPY_ONLY = {d: f for d, (f, tasks) in OWNERS.items() if tasks == ("copy",)}
+DIGITS_ONLY = {d: f for d, (f, tasks) in OWNERS.items() if "digits" in tasks}
+
+
+def _probability(text: str) -> float:
+    """A dropout probability: a number in [0, 1)."""
+    import argparse
+
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
 
 
 def add_arguments(parser) -> None:
     """Options of the experiment (the common ones are added by the CLI).
 
-    Three groups in ``--help``: options of both tasks, of ``--task copy`` and of ``--task
-    digits``; an option of one task given with the other is refused (:func:`check_task_options`).
+    One group in ``--help`` for the options every task reads, then one per task (or family of
+    tasks); an option of one task given with another is refused (:func:`check_task_options`).
     """
-    parser.add_argument("--task", choices=["digits", "copy"], default="digits",
-                        help="8x8 digits classification (default) or synthetic delayed copy")
-    both = parser.add_argument_group("both tasks")
+    from recurrent_params.experiments.lsc_brown import net_name
+    from recurrent_params.experiments.lsc_digits import RNN_INITS
+    from recurrent_params.experiments.lsc_long import PRESETS as LONG_PRESETS
+
+    parser.add_argument("--task", choices=list(TASKS), default="digits",
+                        help="8x8 digits classification (default); synthetic delayed copy; "
+                        "784-step sequential MNIST (smnist) or Fashion-MNIST (fashion); "
+                        "word-level LM on the Brown corpus (brown, the PTB stand-in)")
+    both = parser.add_argument_group("both tasks", "options every --task reads")
     both.add_argument("--hidden", type=positive_int, default=None,
-                      help="width (copy: default 64, quick 32; digits: default 128, quick 16)")
+                      help="width (copy: default 64, quick 32; digits: default 128, quick 16; "
+                      "smnist/fashion: the preset's; brown: the LSTM's, the preset's)")
     both.add_argument("--pretrain-steps", type=positive_int, default=None,
                       help="max LSC steps (copy: default 150, quick 80; digits: default 40, "
-                      "quick 6)")
+                      "quick 6; smnist/fashion/brown: the preset's)")
     both.add_argument("--lr", type=positive_float, default=None,
-                      help="AdaBelief learning rate (copy 3e-3; digits 1e-2)")
+                      help="AdaBelief learning rate (copy 3e-3; digits and smnist/fashion 1e-2; "
+                      "brown: the preset's, full 3.16e-4)")
     copy_task = parser.add_argument_group("--task copy")
     copy_task.add_argument("--cell", choices=["lstm", "gru"], default=None,
                            help="recurrent layer (default lstm)")
@@ -89,13 +131,16 @@ def add_arguments(parser) -> None:
     digits = parser.add_argument_group("--task digits")
     digits.add_argument("--cells", nargs="+", choices=list(CELLS), default=None,
                         help="recurrent layers (default lstm gru; alif: ALIF spiking neurons "
-                        "on threshold-crossing spikes of the pixels)")
+                        "on threshold-crossing spikes of the pixels; smnist/fashion too, "
+                        "default lstm gru alif)")
     digits.add_argument("--depths", nargs="+", type=positive_int, default=None,
-                        help="depths (default 2 5; quick 2)")
+                        help="depths (default 2 5; quick 2; smnist/fashion too)")
     digits.add_argument("--seeds", type=positive_int, default=None,
-                        help="seeds --seed, --seed+1, ... (default 4; quick 1)")
+                        help="seeds --seed, --seed+1, ... (default 4; quick 1; the long tasks: "
+                        "the preset's)")
     digits.add_argument("--epochs", type=positive_int, default=None,
-                        help="training epochs of the recurrent nets (default 15; quick 3)")
+                        help="training epochs of the recurrent nets (default 15; quick 3; the "
+                        "long tasks: the most epochs, with early stopping)")
     digits.add_argument("--train-batch", type=positive_int, default=None,
                         help="training batch size (default 256, the paper's; quick 64)")
     digits.add_argument("--pretrain-batch", type=positive_int, default=None,
@@ -114,18 +159,58 @@ def add_arguments(parser) -> None:
                         help="FFN learning rate (default 1e-3)")
     digits.add_argument("--activations", nargs="+", choices=list(ACTIVATIONS),
                         default=None, help="FFN activations (default all; quick relu)")
+    long = parser.add_argument_group(
+        "--task smnist / fashion / brown",
+        "the paper's protocols at their real lengths; resumable with --out, split across "
+        "torchrun ranks")
+    long.add_argument("--preset", choices=sorted(LONG_PRESETS), default=None,
+                      help="sizes: quick (seconds; a generated stand-in when the data are "
+                      "missing), cpu (about 2 h on two torchrun processes of 2 cores), full "
+                      "(the paper's settings, for a GPU); default cpu, or quick with --quick")
+    long.add_argument("--inits", nargs="+", choices=list(RNN_INITS), default=None,
+                      help="initialisations (smnist/fashion default: all four; alif skips "
+                      "keras; brown default: default lsc-1.0 lsc-0.5)")
+    long.add_argument("--patience", type=positive_int, default=None,
+                      help="early-stopping patience in epochs (default 10, the paper's)")
+    long.add_argument("--dropout", type=_probability, default=None,
+                      help="dropout (default 0.3, the paper's)")
+    long.add_argument("--train-size", type=positive_int, default=None,
+                      help="training samples (brown: tokens) (default: the preset's)")
+    long.add_argument("--test-size", type=positive_int, default=None,
+                      help="test samples (brown: validation and test tokens)")
+    long.add_argument("--data-root", type=Path, default=None,
+                      help="a folder with the data (laid out like the data cache); default: "
+                      "the data cache")
+    long.add_argument("--measure", action="store_true",
+                      help="only time one training step and one LSC pre-training step of "
+                      "each network at the preset's sizes (random inputs) and print the ratio")
+    long.add_argument("--permute", action="store_true",
+                      help="smnist/fashion: read the pixels in one fixed permuted order")
+    long.add_argument("--val-size", type=positive_int, default=None,
+                      help="smnist/fashion: validation samples drawn from the training split")
+    long.add_argument("--alif-lr", type=positive_float, default=None,
+                      help="smnist/fashion: learning rate of the ALIF stacks (default 1e-3, "
+                      "the paper's SHD rate)")
+    long.add_argument("--nets", nargs="+", type=net_name, default=None,
+                      help="brown: networks lstm<depth> / lru<depth> (default lstm2 lru3 lru6)")
+    long.add_argument("--bptt", type=positive_int, default=None,
+                      help="brown: truncated-BPTT window (default 35)")
 
 
 def check_task_options(args) -> None:
-    """Refuse an option of one task given with the other (``ValueError``, one line)."""
-    other = COPY_ONLY if args.task == "digits" else DIGITS_ONLY
-    given = [flag for dest, flag in other.items()
-             if getattr(args, dest, None) not in (None, False)]
-    if given:
-        owner = "copy" if args.task == "digits" else "digits"
-        verb = "is an option" if len(given) == 1 else "are options"
-        raise ValueError(f"{', '.join(given)} {verb} of --task {owner}, not of --task "
-                         f"{args.task}")
+    """Refuse an option of one task given with another (``ValueError``, one line)."""
+    given: dict[tuple[str, ...], list[str]] = {}
+    for dest, (flag, tasks) in OWNERS.items():
+        if args.task not in tasks and getattr(args, dest, None) not in (None, False):
+            given.setdefault(tasks, []).append(flag)
+    parts = []
+    for tasks, flags in given.items():
+        verb = "is an option" if len(flags) == 1 else "are options"
+        also = f" (also of --task {', '.join(tasks[1:])})" if len(tasks) > 1 else ""
+        parts.append(f"{', '.join(flags)} {verb} of --task {tasks[0]}, not of --task "
+                     f"{args.task}{also}")
+    if parts:
+        raise ValueError("; ".join(parts))
 
 
 class _Net(nn.Module):
@@ -167,6 +252,14 @@ def _train(net, args, sizes, device):
 def run(args) -> dict:
     """Run the chosen task and print its tables; returns a JSON-serialisable summary."""
     check_task_options(args)
+    if args.task in ("smnist", "fashion"):
+        from recurrent_params.experiments.lsc_long import run_long
+
+        return run_long(args)
+    if args.task == "brown":
+        from recurrent_params.experiments.lsc_brown import run_brown
+
+        return run_brown(args)
     if args.task == "digits":
         from recurrent_params.experiments.lsc_digits import run_digits
 
@@ -258,6 +351,14 @@ def _run_copy(args) -> dict:
 
 def summarize(result: dict) -> str:
     """One sentence for the demo's summary."""
+    if result.get("task") in ("smnist", "fashion"):
+        from recurrent_params.experiments.lsc_long import summarize as summarize_long
+
+        return summarize_long(result)
+    if result.get("task") == "brown":
+        from recurrent_params.experiments.lsc_brown import summarize as summarize_brown
+
+        return summarize_brown(result)
     if result.get("task") == "digits":
         from recurrent_params.experiments.lsc_digits import summarize as summarize_digits
 

@@ -70,15 +70,20 @@ class SequenceClassifier(nn.Module):
         layers: depth.
         d_input: input features per step.
         n_classes: outputs (logits).
+        dropout: dropout between the layers (torch's) and before the readout (the paper: 0.3).
     """
 
     def __init__(self, cell: str, hidden: int, layers: int, d_input: int = 1,
-                 n_classes: int = N_CLASSES):
+                 n_classes: int = N_CLASSES, dropout: float = 0.0):
         super().__init__()
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn_cls(d_input, hidden, num_layers=layers, batch_first=True)
+        self.rnn = rnn_cls(d_input, hidden, num_layers=layers, batch_first=True,
+                           dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.readout = nn.Linear(hidden, n_classes)
 
     @property
@@ -88,7 +93,7 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_classes)`` from the last time step of ``x`` ``(B, T, d_input)``."""
-        return self.readout(self.rnn(x)[0][:, -1])  # (B, C)
+        return self.readout(self.drop(self.rnn(x)[0][:, -1]))  # (B, C)
 
 
 class SpikingClassifier(nn.Module):
@@ -100,11 +105,12 @@ class SpikingClassifier(nn.Module):
         layers: depth.
         d_input: input channels per step (spikes).
         n_classes: outputs (logits).
+        dropout: dropout on the spikes between the layers and before the readout.
         **alif: keyword arguments of every :class:`~recurrent_params.ALIF` layer.
     """
 
     def __init__(self, hidden: int, layers: int, d_input: int = 2 * SPIKE_LEVELS,
-                 n_classes: int = N_CLASSES, **alif):
+                 n_classes: int = N_CLASSES, dropout: float = 0.0, **alif):
         super().__init__()
         from recurrent_params import ALIF
 
@@ -112,6 +118,9 @@ class SpikingClassifier(nn.Module):
             raise ValueError(f"layers must be >= 1, got {layers}")
         self.stack = nn.Sequential(*[ALIF(d_input if l == 0 else hidden, hidden, **alif)
                                      for l in range(layers)])
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.readout = nn.Linear(hidden, n_classes)
 
     @property
@@ -123,7 +132,7 @@ class SpikingClassifier(nn.Module):
         """Logits ``(B, n_classes)`` from spikes ``x`` ``(B, T, d_input)``."""
         z = x
         for cell in self.stack:
-            z = cell(z)[0]  # (B, T, hidden)
+            z = self.drop(cell(z)[0])  # (B, T, hidden)
         return self.readout(z.mean(1))  # (B, C)
 
 
