@@ -102,7 +102,7 @@ def add_arguments(parser) -> None:
                         help="8x8 digits classification (default); synthetic delayed copy; "
                         "784-step sequential MNIST (smnist) or Fashion-MNIST (fashion); "
                         "word-level LM on the Brown corpus (brown, the PTB stand-in)")
-    both = parser.add_argument_group("both tasks", "options every --task reads")
+    both = parser.add_argument_group("every task", "options every --task reads")
     both.add_argument("--hidden", type=positive_int, default=None,
                       help="width (copy: default 64, quick 32; digits: default 128, quick 16; "
                       "smnist/fashion: the preset's; brown: the LSTM's, the preset's)")

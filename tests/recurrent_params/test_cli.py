@@ -109,7 +109,7 @@ def test_lsc_groups_its_options_per_task(capsys):
     with pytest.raises(SystemExit):
         main(["lsc", "--help"])
     out = capsys.readouterr().out
-    both_at, copy_at = out.index("\nboth tasks:"), out.index("\n--task copy:")
+    both_at, copy_at = out.index("\nevery task:"), out.index("\n--task copy:")
     digits_at = out.index("\n--task digits:")
     assert both_at < out.index("--pretrain-steps", both_at) < copy_at
     assert copy_at < out.index("--delay", copy_at) < digits_at
