@@ -135,15 +135,22 @@ def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: float,
-             generator: torch.Generator | None, name: str = "the transition"):
+             generator: torch.Generator | None, name: str = "the transition",
+             final_radius: bool = True):
     """Restarted Arnoldi on a batch of operators; returns (radii (B,), basis (B, n, m),
-    Hessenberg matrix (B, m + 1, m) of the last pass)."""
+    Hessenberg matrix (B, m + 1, m) of the last pass).
+
+    The last pass that may run (``max_restarts`` reached, or ``m == n``) needs no Ritz
+    vectors: its radii come from ``eigvals``, or are not computed at all (``None``) with
+    ``final_radius=False`` (the caller takes them from the returned matrix).
+    """
     batch, n = u0.shape
     m = min(krylov_dim, n)
     v = u0 / u0.norm(dim=1, keepdim=True)
     eps = torch.finfo(u0.dtype).eps
     radius, Q = None, None
-    for _ in range(max(1, max_restarts)):
+    passes = max(1, max_restarts)
+    for attempt in range(passes):
         Q = u0.new_zeros(batch, m + 1, n)  # basis vectors as rows (contiguous slices)
         H = u0.new_zeros(batch, m + 1, m)
         Q[:, 0] = v
@@ -165,13 +172,17 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
                 Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
             H[:, j + 1, j] = hn
         _check_finite(H, f"the Arnoldi matrix of {name}")
+        if attempt == passes - 1 or m == n:  # no restart can follow: no Ritz vectors needed
+            if final_radius:
+                radius = torch.linalg.eigvals(H[:, :m, :m]).abs().amax(-1)
+            break
         vals, vecs = torch.linalg.eig(H[:, :m, :m])  # (B, m), (B, m, m)
         idx = vals.abs().argmax(-1)  # (B,)
         rows = torch.arange(batch, device=u0.device)
         radius = vals[rows, idx].abs()  # (B,)
         y = vecs[rows, :, idx]  # (B, m)
         resid = H[:, m, m - 1].abs() * y[:, -1].abs()  # ||M x - theta x|| for the Ritz pair
-        if m == n or bool((resid <= tol * radius.clamp_min(eps)).all()):
+        if bool((resid <= tol * radius.clamp_min(eps)).all()):
             break
         # restart from a random combination of the leading Ritz vectors (not the top one
         # alone), so that an eigenvalue of nearly the same modulus is not filtered out
@@ -203,9 +214,11 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
         return torch.zeros_like(v) if grad is None else grad
 
     u0 = torch.randn(u.shape, generator=generator).to(u)
+    grad = torch.is_grad_enabled()
     with torch.no_grad():
-        radius, Q, H = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator, name)
-    if not torch.is_grad_enabled():
+        radius, Q, H = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator, name,
+                                final_radius=not grad)
+    if not grad:
         return radius
     return _projected_radius(g, u, ctx, Q, H, name)
 
