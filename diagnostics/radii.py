@@ -59,9 +59,12 @@ __all__ = ["spectral_radius", "transition_radii"]
 
 
 def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
-                context: tuple[torch.Tensor, ...], k: int):
-    """The square restriction ``g(u (B, k), *ctx) = fn([u, s_rest], *context)[:, :k]``."""
+                context: tuple[torch.Tensor, ...], k: int, width: int):
+    """The square restriction ``g(u (B, k), *ctx) = fn([u, s_rest], *context)[:, :k]``
+    (``width``: the output width of ``fn``; no slice is taken when it is ``k``)."""
     if k == point.shape[1]:
+        if width == k:  # square: no slice node in the graph every product runs through
+            return fn, tuple(context)
         return (lambda u, *ctx: fn(u, *ctx)[:, :k]), tuple(context)
 
     def g(u, rest, *ctx):
@@ -247,14 +250,36 @@ def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.
         rho = differentiable_spectral_radius(leaf)  # (B,)
         G = torch.autograd.grad(rho.sum(), leaf)[0]  # (B, m, m): d rho_b / d H_b
     rho = rho.detach()
+    a, b = _low_rank(G)  # G = a b^T
+    s = _bilinear(g, u, ctx, Qd @ a, Qd @ b)  # (B,) = sum_ij G_ij (Q^T J Q)_ij
+    return rho + (s - s.detach())
+
+
+#: columns of the randomized range of d rho / dH tried before a full SVD (a simple dominant
+#: eigenvalue gives rank 1 or 2, a tie of two complex pairs rank 4)
+_RANGE_COLUMNS = 4
+
+
+def _low_rank(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b)``, ``(B, m, r)`` each, with ``G = a b^T`` to rounding (``r`` as small as found).
+
+    First a randomized range (``G Omega`` with a fixed Gaussian ``Omega`` of
+    ``_RANGE_COLUMNS`` columns, orthonormalised: exact whenever ``rank G`` is at most that,
+    checked), else the SVD truncated below ``m eps sigma_1``.
+    """
+    m = G.shape[-1]
+    eps = torch.finfo(G.dtype).eps
+    norm = torch.linalg.matrix_norm(G)  # (B,)
+    p = min(m, _RANGE_COLUMNS)
+    omega = torch.randn(m, p, generator=torch.Generator().manual_seed(0)).to(G)
+    P = torch.linalg.qr(G @ omega)[0]  # (B, m, p)
+    PtG = P.transpose(1, 2) @ G  # (B, p, m)
+    if bool((torch.linalg.matrix_norm(G - P @ PtG) <= m * eps * norm).all()):
+        return P, PtG.transpose(1, 2)
     U, S, Vh = torch.linalg.svd(G)  # (B, m, m), (B, m), (B, m, m)
-    eps = torch.finfo(S.dtype).eps
     keep = S > m * eps * S[:, :1]
     r = max(1, int(keep.sum(1).max()))
-    left = Qd @ (U[:, :, :r] * (S[:, None, :r] * keep[:, None, :r]))  # (B, k, r)
-    right = Qd @ Vh[:, :r].transpose(1, 2)  # (B, k, r)
-    s = _bilinear(g, u, ctx, left, right)  # (B,) = sum_ij G_ij (Q^T J Q)_ij
-    return rho + (s - s.detach())
+    return U[:, :, :r] * (S[:, None, :r] * keep[:, None, :r]), Vh[:, :r].transpose(1, 2)
 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
@@ -311,7 +336,7 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
                          f"for a point of shape {tuple(point.shape)}")
     _check_finite(out, f"the output of {name}")
     k = min(out.shape[1], point.shape[1])
-    g, ctx = _restricted(fn, point, context, k)
+    g, ctx = _restricted(fn, point, context, k, out.shape[1])
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
         radius = _exact(g, u, ctx, name)
