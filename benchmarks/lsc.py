@@ -1,11 +1,12 @@
 """Cost of one LSC pre-training step relative to one forward+backward of the model.
 
 LSTM of depth 5 and width 256 (state [h, c] of 512 per layer, 10 transitions), Gaussian
-inputs, by default. Prints medians and ratios against the forward+backward baseline measured
-in the same process: one default pre-training step (matrix-free radii by Arnoldi on
-vector-Jacobian products, a gradient step of AdaBelief inside Lookahead, shuffling), the same
-without the gradient step, and the agreement of the matrix-free radii with exact ones
-(forward-mode Jacobians + ``eigvals``, float32). ``--profile`` prints a cProfile of one
+inputs, by default. Prints medians, means and ratios against the forward+backward baseline
+measured in the same process: one default pre-training step (matrix-free radii by Arnoldi on
+vector-Jacobian products, warm-started from the previous step's Ritz vectors except after a
+shuffle, a gradient step of AdaBelief inside Lookahead, shuffling), the same without the
+gradient step, and the agreement of the matrix-free radii with exact ones (forward-mode
+Jacobians + ``eigvals``, float32), cold and warm. ``--profile`` prints a cProfile of one
 default step.
 
 Both clocks are read for every repeat: wall time (``time.perf_counter``) and the CPU time of
@@ -15,7 +16,7 @@ processes took from it: on a busy machine it is the one to read. ``--clock`` pic
 of the ratios; the other is printed beside it.
 
 Usage: ``python benchmarks/lsc.py [--clock cpu] [--cell LSTM] [--batch 16] [--length 20]
-[--width 256] [--depth 5] [--repeats 3] [--profile] [--no-exact]``
+[--width 256] [--depth 5] [--repeats 9] [--profile] [--no-exact]``
 """
 
 from __future__ import annotations
@@ -33,15 +34,20 @@ from optim import LSCPretrainer
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def _median_times(fn, repeats: int) -> dict[str, float]:
-    """Median over ``repeats`` calls of ``fn``, on both clocks: ``{"wall": s, "cpu": s}``."""
+def _times(fn, repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of ``fn``, on both clocks: ``{"wall": [...], "cpu": [...]}``."""
     times: dict[str, list[float]] = {k: [] for k in CLOCKS}
     for _ in range(repeats):
         t0 = {k: c() for k, c in CLOCKS.items()}
         fn()
         for k, c in CLOCKS.items():
             times[k].append(c() - t0[k])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def _median_times(fn, repeats: int) -> dict[str, float]:
+    """Median over ``repeats`` calls of ``fn``, on both clocks: ``{"wall": s, "cpu": s}``."""
+    return {k: statistics.median(v) for k, v in _times(fn, repeats).items()}
 
 
 def _fmt(t: dict[str, float], base: dict[str, float], clock: str) -> str:
@@ -57,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--length", type=int, default=20)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--depth", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=9,
+                        help="pre-training steps timed (a third follow a shuffle, whose "
+                             "radii start cold)")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
                         help="clock of the ratios: wall time, or CPU time of this thread")
     parser.add_argument("--profile", action="store_true")
@@ -86,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         pre._measure(grad=False)  # resolve targets (and warm up)
         pre._is_ffn = False
         pre._one_step(0.05)
-        t = _median_times(lambda pre=pre: pre._one_step(0.05), args.repeats)
-        print(f"one pre-training step, {label:<30}: {_fmt(t, base, args.clock)}")
+        times = _times(lambda pre=pre: pre._one_step(0.05), args.repeats)
+        for stat, f in (("median", statistics.median), ("mean", statistics.fmean)):
+            t = {k: f(v) for k, v in times.items()}
+            print(f"one pre-training step, {label:<30} {stat:>6}: {_fmt(t, base, args.clock)}")
     if args.profile:
         import cProfile
         import pstats
@@ -104,8 +114,15 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator
     r_ex = transition_radii(model, x, method="exact", max_exact=10**9,
                             generator=gen().manual_seed(1))
+    # the pre-trainer's warm pass: Arnoldi started from the Ritz vectors of a previous
+    # measurement (another time step of the same batch), with 3/4 of the Krylov dimension
+    warm: dict = {}
+    transition_radii(model, x, method="matrix_free", generator=gen().manual_seed(2),
+                     max_restarts=1, warm_start=warm)
     for label, kw in (("transition_radii defaults", {}),
-                      ("pre-trainer's single pass", {"max_restarts": 1})):
+                      ("pre-trainer's single pass, cold", {"max_restarts": 1}),
+                      ("pre-trainer's single pass, warm", {"max_restarts": 1,
+                                                           "warm_start": warm})):
         r_mf = transition_radii(model, x, method="matrix_free", generator=gen().manual_seed(1),
                                 **kw)
         worst = max(abs(r_mf[k] - r_ex[k]) / r_ex[k] for k in r_ex)

@@ -21,7 +21,11 @@ Two paths compute $\rho(M_b)$, with the same value:
   backward pass through one graph of the transition built per call. The radius is the
   largest Ritz value modulus of the Krylov basis $Q_b$ (Krylov dimension 32, at most 4
   restarts, relative residual $10^{-2}$ by default); with gradients enabled it is
-  recomputed as $\rho(Q_b^\top M_b Q_b)$ from JVPs so that it can be differentiated.
+  $\rho(Q_b^\top M_b Q_b)$, taken on Arnoldi's own projected matrix and differentiated through
+  a few second-order products (one per nonzero singular value of
+  $\partial\rho/\partial(Q_b^\top M_b Q_b)$, usually 2). ``transition_radii(...,
+  warm_start=...)`` starts Arnoldi from given vectors (the previous pre-training step's Ritz
+  vectors) with 3/4 of the Krylov dimension.
 
 ``"auto"`` picks the exact path when $k \le$ ``max_exact``.
 
@@ -139,13 +143,16 @@ def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: float,
              generator: torch.Generator | None, name: str = "the transition",
-             final_radius: bool = True):
+             final_radius: bool = True, want_vector: bool = False):
     """Restarted Arnoldi on a batch of operators; returns (radii (B,), basis (B, n, m),
-    Hessenberg matrix (B, m + 1, m) of the last pass).
+    Hessenberg matrix (B, m + 1, m) of the last pass, dominant Ritz vectors (B, n) or None).
 
     The last pass that may run (``max_restarts`` reached, or ``m == n``) needs no Ritz
-    vectors: its radii come from ``eigvals``, or are not computed at all (``None``) with
-    ``final_radius=False`` (the caller takes them from the returned matrix).
+    vectors unless ``want_vector``: its radii come from ``eigvals``, or are not computed at
+    all (``None``) with ``final_radius=False`` (the caller takes them from the returned
+    matrix). With ``want_vector`` the real and imaginary parts of the dominant Ritz vector
+    are returned summed (a real vector of its invariant plane: a start vector for the next
+    call).
     """
     batch, n = u0.shape
     m = min(krylov_dim, n)
@@ -175,7 +182,8 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
                 Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
             H[:, j + 1, j] = hn
         _check_finite(H, f"the Arnoldi matrix of {name}")
-        if attempt == passes - 1 or m == n:  # no restart can follow: no Ritz vectors needed
+        last = attempt == passes - 1 or m == n  # no restart can follow
+        if last and not want_vector:  # no Ritz vectors needed
             if final_radius:
                 radius = torch.linalg.eigvals(H[:, :m, :m]).abs().amax(-1)
             break
@@ -184,6 +192,8 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
         rows = torch.arange(batch, device=u0.device)
         radius = vals[rows, idx].abs()  # (B,)
         y = vecs[rows, :, idx]  # (B, m)
+        if last:
+            break
         resid = H[:, m, m - 1].abs() * y[:, -1].abs()  # ||M x - theta x|| for the Ritz pair
         if bool((resid <= tol * radius.clamp_min(eps)).all()):
             break
@@ -198,11 +208,29 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
         x = torch.einsum("bmn,bmp,bp->bn", Q[:, :m].to(vecs.dtype), Y, coef.to(vecs.dtype))
         v = x.real
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    return radius, Q[:, :m].transpose(1, 2), H
+    ritz = None
+    if want_vector:
+        x = torch.bmm(y.unsqueeze(1), Q[:, :m].to(y.dtype)).squeeze(1)  # (B, n)
+        ritz = x.real + x.imag
+    return radius, Q[:, :m].transpose(1, 2), H, ritz
+
+
+#: weight of the random part of a warm start vector (against the unit previous Ritz vector)
+_WARM_NOISE = 0.05
+#: fraction of ``krylov_dim`` a warm-started Arnoldi pass runs with: at 3/4 the single pass is
+#: as accurate as a cold one of the full dimension on an LSTM(256, 256, 5) (worst transition
+#: 1.5e-2 relative vs 8.5e-3 cold; at 1/2 it was 4.9e-2, on the encoder), docs/benchmarks.md
+_WARM_FRACTION = (3, 4)
 
 
 def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: int,
-                 tol: float, generator: torch.Generator | None, name: str) -> torch.Tensor:
+                 tol: float, generator: torch.Generator | None, name: str,
+                 start: torch.Tensor | None = None, want_vector: bool = False):
+    """Matrix-free radii ``(B,)`` and, with ``want_vector``, the dominant Ritz vectors.
+
+    ``start`` (``(B, k)``, e.g. the Ritz vectors of the previous pre-training step) warm
+    starts the iteration, which then runs with 3/4 of the Krylov dimension.
+    """
     u = u.detach()
     # Arnoldi on the transpose J^T (same spectrum): every product J_b^T v_b is one backward
     # pass through a graph built once, several times cheaper than re-running forward mode.
@@ -217,13 +245,20 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
         return torch.zeros_like(v) if grad is None else grad
 
     u0 = torch.randn(u.shape, generator=generator).to(u)
+    if start is not None:  # a unit warm vector plus a little of the random one
+        tiny = torch.finfo(u.dtype).tiny
+        start = start.detach().to(u)
+        u0 = (start / start.norm(dim=1, keepdim=True).clamp_min(tiny)
+              + _WARM_NOISE * u0 / u0.norm(dim=1, keepdim=True).clamp_min(tiny))
+        krylov_dim = max(1, (krylov_dim * _WARM_FRACTION[0]) // _WARM_FRACTION[1])
     grad = torch.is_grad_enabled()
     with torch.no_grad():
-        radius, Q, H = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator, name,
-                                final_radius=not grad)
-    if not grad:
-        return radius
-    return _projected_radius(g, u, ctx, Q, H, name)
+        radius, Q, H, ritz = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator,
+                                      name, final_radius=not grad,
+                                      want_vector=want_vector and not grad)
+    if grad:
+        radius, ritz = _projected_radius(g, u, ctx, Q, H, name)
+    return radius, ritz
 
 
 def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.Tensor,
@@ -240,6 +275,11 @@ def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.
     value (2 for a simple complex pair, 1 for a simple real one) instead of $m$ for the whole
     projected matrix. The returned value is $\rho$; its gradient is exactly that of
     $\rho(Q^\top J Q)$ (the singular values dropped are below $m\,\epsilon\,\sigma_1$).
+
+    Returns ``(rho (B,), ritz (B, k))``: the columns of $G$ span the real invariant subspace
+    of the dominant eigenvalue(s) of $H$ ($G$ is the real part of $\bar u\,v^H$ up to a
+    factor, with $H\bar u = \lambda\bar u$), so $Q$ times their sum weighted by the
+    factors' norms is a vector of the dominant Ritz subspace, for free (a warm start).
     """
     Qd = Q.detach()  # (B, k, m)
     m = Qd.shape[2]
@@ -251,8 +291,10 @@ def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.
         G = torch.autograd.grad(rho.sum(), leaf)[0]  # (B, m, m): d rho_b / d H_b
     rho = rho.detach()
     a, b = _low_rank(G)  # G = a b^T
-    s = _bilinear(g, u, ctx, Qd @ a, Qd @ b)  # (B,) = sum_ij G_ij (Q^T J Q)_ij
-    return rho + (s - s.detach())
+    left = Qd @ a  # (B, k, r)
+    s = _bilinear(g, u, ctx, left, Qd @ b)  # (B,) = sum_ij G_ij (Q^T J Q)_ij
+    ritz = (left * b.norm(dim=1, keepdim=True)).sum(-1)  # (B, k)
+    return rho + (s - s.detach()), ritz
 
 
 #: columns of the randomized range of d rho / dH tried before a full SVD (a simple dominant
@@ -275,7 +317,11 @@ def _low_rank(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     P = torch.linalg.qr(G @ omega)[0]  # (B, m, p)
     PtG = P.transpose(1, 2) @ G  # (B, p, m)
     if bool((torch.linalg.matrix_norm(G - P @ PtG) <= m * eps * norm).all()):
-        return P, PtG.transpose(1, 2)
+        # G Omega has the rank of G: the trailing columns of P beyond it carry rows of
+        # P^T G at rounding level; keep the leading ones that matter in some sample
+        sig = torch.linalg.vector_norm(PtG, dim=2) > m * eps * norm[:, None]  # (B, p)
+        r = max(1, int((torch.arange(1, p + 1, device=G.device) * sig).amax()))
+        return P[:, :, :r], PtG[:, :r].transpose(1, 2)
     U, S, Vh = torch.linalg.svd(G)  # (B, m, m), (B, m), (B, m, m)
     keep = S > m * eps * S[:, :1]
     r = max(1, int(keep.sum(1).max()))
@@ -319,6 +365,17 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
         >>> spectral_radius(lambda s: s @ A.T, torch.zeros(3, 2))
         tensor([1., 1., 1.])
     """
+    return _radius_and_ritz(fn, point, context, method=method, max_exact=max_exact,
+                            krylov_dim=krylov_dim, max_restarts=max_restarts, tol=tol,
+                            generator=generator, name=name)[0]
+
+
+def _radius_and_ritz(fn, point, context=(), *, method="auto", max_exact=128, krylov_dim=32,
+                     max_restarts=4, tol=1e-2, generator=None, name="the transition",
+                     start=None, want_vector=False):
+    """:func:`spectral_radius`, plus the dominant Ritz vectors ``(B, k)`` of the matrix-free
+    path when ``want_vector`` (else ``None``); ``start`` warm-starts that path when its
+    shape is the restricted point's (see :func:`_matrix_free`)."""
     if point.ndim != 2:
         raise ValueError(f"point must be (batch, n), got shape {tuple(point.shape)}")
     if not point.is_floating_point():
@@ -339,20 +396,33 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
     g, ctx = _restricted(fn, point, context, k, out.shape[1])
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
-        radius = _exact(g, u, ctx, name)
+        radius, ritz = _exact(g, u, ctx, name), None
     else:
-        radius = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name)
+        radius, ritz = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name,
+                                    start=start if start is not None and
+                                    start.shape == u.shape else None,
+                                    want_vector=want_vector)
     _check_finite(radius, f"the radius of {name}")
-    return radius
+    return radius, ritz
 
 
-def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, torch.Tensor]:
+def _radii_tensors(transitions: Sequence[Transition],
+                   warm_start: dict[str, torch.Tensor] | None = None,
+                   **kwargs) -> dict[str, torch.Tensor]:
     out = {}
     for t in transitions:
         if t.name in out:
             raise ValueError(f"two transitions are named {t.name!r}")
-        out[t.name] = spectral_radius(t.fn, t.point, t.context, name=f"transition {t.name!r}",
-                                      **kwargs).mean()
+        radius, ritz = _radius_and_ritz(
+            t.fn, t.point, t.context, name=f"transition {t.name!r}",
+            start=None if warm_start is None else warm_start.get(t.name),
+            want_vector=warm_start is not None, **kwargs)
+        out[t.name] = radius.mean()
+        if warm_start is not None:
+            if ritz is None:
+                warm_start.pop(t.name, None)
+            else:
+                warm_start[t.name] = ritz.detach()
     return out
 
 
@@ -361,6 +431,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
                      max_exact: int = 128, generator: torch.Generator | None = None,
                      as_tensors: bool = False, process_group: Any = None,
+                     warm_start: dict[str, torch.Tensor] | None = None,
                      **kwargs: Any) -> dict[str, float] | dict[str, torch.Tensor]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 
@@ -383,6 +454,15 @@ def transition_radii(model: nn.Module | Sequence[Transition],
             the group, the radius of the concatenated batch (a collective call). Tensors
             returned with ``as_tensors`` are differentiable in this rank's term only; see
             :meth:`diagnostics.ShardReducer.weighted_means`.
+        warm_start: ``None``, or a dict ``{transition name: (B, k) start vectors}`` read and
+            updated in place, for a sequence of measurements of slowly changing weights (the
+            LSC pre-trainer's steps). A matrix-free transition whose entry has the shape of
+            its restricted point starts Arnoldi from it (plus a random part of weight
+            0.05) and runs with 3/4 of ``krylov_dim``: a start near the dominant
+            eigenvector needs a smaller Krylov space for the same accuracy (measured on an
+            ``nn.LSTM(256, 256, 5)``: docs/benchmarks.md, "LSC pre-training"). Every
+            matrix-free transition's entry is then set to its dominant Ritz vector (the sum
+            of its real and imaginary parts); exact transitions' entries are removed.
         **kwargs: passed to :func:`spectral_radius` (``krylov_dim``, ``tol``...).
 
     Returns:
@@ -413,7 +493,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         transitions = list(model)
     with torch.set_grad_enabled(as_tensors and torch.is_grad_enabled()):
         radii = _radii_tensors(transitions, method=method, max_exact=max_exact,
-                               generator=generator, **kwargs)
+                               generator=generator, warm_start=warm_start, **kwargs)
         group = resolve_process_group(process_group)
         if group is not None:  # shard-size weighted means over the group
             sizes = {t.name: int(t.point.shape[0]) for t in transitions}
