@@ -115,10 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     r_ex = transition_radii(model, x, method="exact", max_exact=10**9,
                             generator=gen().manual_seed(1))
     # the pre-trainer's warm pass: Arnoldi started from the Ritz vectors of a previous
-    # measurement (another time step of the same batch), with 3/4 of the Krylov dimension
+    # measurement (another time step of the same batch, with gradients as in a default step),
+    # with 3/4 of the Krylov dimension
     warm: dict = {}
     transition_radii(model, x, method="matrix_free", generator=gen().manual_seed(2),
-                     max_restarts=1, warm_start=warm)
+                     max_restarts=1, warm_start=warm, as_tensors=True)
     for label, kw in (("transition_radii defaults", {}),
                       ("pre-trainer's single pass, cold", {"max_restarts": 1}),
                       ("pre-trainer's single pass, warm", {"max_restarts": 1,
