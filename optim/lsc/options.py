@@ -74,7 +74,7 @@ class LSCOptions:
             previous step's dominant Ritz vectors with 3/4 of it (``transition_radii``'s
             ``warm_start``), as accurate as a cold pass of the full size.
         max_restarts: Arnoldi passes at most. The default single pass of 32 vectors (24
-            warm) keeps a step within 5x of a forward+backward for an LSTM of width 256; its
+            warm) keeps a step at about 5x of a forward+backward for an LSTM of width 256; its
             mean radii were within 1.5% of the exact ones there (benchmarks/lsc.py), well
             inside the tolerance. ``transition_radii`` itself restarts up to 4 times.
         max_magnitude: cap on $|\lambda|$ when eigenvalues are rescaled.
