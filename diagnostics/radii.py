@@ -470,6 +470,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         ``as_tensors=True``; names are ``linear<i>`` for an FFN and ``layer<l>.time`` /
         ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
 
+    Raises:
+        TypeError: ``warm_start`` is neither ``None`` nor a dict.
+
     References:
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
         arXiv 2308.12075.
@@ -483,6 +486,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         >>> {k: round(v, 4) for k, v in transition_radii(net).items()}
         {'linear0': 1.0, 'linear1': 1.0}
     """
+    if warm_start is not None and not isinstance(warm_start, dict):
+        raise TypeError("warm_start must be None or a dict {transition name: start vectors}, "
+                        f"got {type(warm_start).__name__}")
     if isinstance(model, nn.Module):
         model = unwrap_model(model)  # a DDP model: measure its .module
         if inputs is None:

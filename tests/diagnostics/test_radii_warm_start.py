@@ -126,3 +126,9 @@ def test_pretrainer_warm_start_resumes_exactly_and_is_emptied_by_a_shuffle():
     shuffled = LSCPretrainer(copy.deepcopy(base), **kwargs)
     shuffled.run(num_steps=4)  # the 4th step ends with a shuffle (shuffle_every=4)
     assert shuffled.krylov_start == {}
+
+
+def test_warm_start_of_the_wrong_type_is_refused():
+    A, _ = _dominant(n=10)
+    with pytest.raises(TypeError, match="warm_start must be None or a dict"):
+        transition_radii([_transition(A)], warm_start=[1, 2])
