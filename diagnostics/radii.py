@@ -262,8 +262,8 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
 
 
 def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.Tensor,
-                      name: str) -> torch.Tensor:
-    r"""$\rho(Q^\top J Q)$, differentiable in the tensors ``g`` reads, at the cost of a few JVPs.
+                      name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""$\rho(Q^\top J Q)$, differentiable in the tensors ``g`` reads, for a few products.
 
     Arnoldi on $J^\top$ already gives $H = Q^\top J^\top Q$ (its Gram-Schmidt coefficients),
     so $\rho$ and $G = \partial\rho/\partial (Q^\top J Q)$ (the gradient of
@@ -271,9 +271,10 @@ def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.
     small $m\times m$ matrix $H^\top$ without the network. The chain rule through
     $(Q^\top J Q)_{ij} = q_i^\top J q_j$ then needs the gradient of
     $\sum_{ij} G_{ij}\, q_i^\top J q_j = \sum_k \sigma_k\,(Q a_k)^\top J\,(Q b_k)$ with
-    $G = \sum_k \sigma_k a_k b_k^\top$ its SVD: one JVP per numerically nonzero singular
-    value (2 for a simple complex pair, 1 for a simple real one) instead of $m$ for the whole
-    projected matrix. The returned value is $\rho$; its gradient is exactly that of
+    $G = \sum_k \sigma_k a_k b_k^\top$ (:func:`_low_rank`): one second-order product
+    (:func:`_bilinear`) per numerically nonzero singular value (2 for a simple complex pair,
+    1 for a simple real one) instead of $m$ forward-mode JVPs for the whole projected
+    matrix. The returned value is $\rho$; its gradient is exactly that of
     $\rho(Q^\top J Q)$ (the singular values dropped are below $m\,\epsilon\,\sigma_1$).
 
     Returns ``(rho (B,), ritz (B, k))``: the columns of $G$ span the real invariant subspace
