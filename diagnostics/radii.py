@@ -21,7 +21,11 @@ Two paths compute $\rho(M_b)$, with the same value:
   backward pass through one graph of the transition built per call. The radius is the
   largest Ritz value modulus of the Krylov basis $Q_b$ (Krylov dimension 32, at most 4
   restarts, relative residual $10^{-2}$ by default); with gradients enabled it is
-  recomputed as $\rho(Q_b^\top M_b Q_b)$ from JVPs so that it can be differentiated.
+  $\rho(Q_b^\top M_b Q_b)$, taken on Arnoldi's own projected matrix and differentiated through
+  a few second-order products (one per nonzero singular value of
+  $\partial\rho/\partial(Q_b^\top M_b Q_b)$, usually 2). ``transition_radii(...,
+  warm_start=...)`` starts Arnoldi from given vectors (the previous pre-training step's Ritz
+  vectors) with 3/4 of the Krylov dimension.
 
 ``"auto"`` picks the exact path when $k \le$ ``max_exact``.
 
@@ -59,9 +63,12 @@ __all__ = ["spectral_radius", "transition_radii"]
 
 
 def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
-                context: tuple[torch.Tensor, ...], k: int):
-    """The square restriction ``g(u (B, k), *ctx) = fn([u, s_rest], *context)[:, :k]``."""
+                context: tuple[torch.Tensor, ...], k: int, width: int):
+    """The square restriction ``g(u (B, k), *ctx) = fn([u, s_rest], *context)[:, :k]``
+    (``width``: the output width of ``fn``; no slice is taken when it is ``k``)."""
     if k == point.shape[1]:
+        if width == k:  # square: no slice node in the graph every product runs through
+            return fn, tuple(context)
         return (lambda u, *ctx: fn(u, *ctx)[:, :k]), tuple(context)
 
     def g(u, rest, *ctx):
@@ -94,6 +101,29 @@ def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.
     return torch.cat(outs, 0)
 
 
+def _bilinear(g, u: torch.Tensor, ctx: tuple, left: torch.Tensor,
+              right: torch.Tensor) -> torch.Tensor:
+    """``sum_k left_{b,k}^T J_b right_{b,k}`` for ``(B, k, r)`` vectors, differentiable.
+
+    Reverse over reverse: the ``r`` columns are batched as replicated rows, ``J^T left`` is
+    one backward pass with ``create_graph=True``, dotted with ``right``. (Forward mode through
+    ``torch.func.jvp`` costs several times more per row on CPU.) Returns ``(B,)``.
+    """
+    batch, _, cols = left.shape
+    U = u.detach().repeat_interleave(cols, 0).requires_grad_(True)  # (B*r, k)
+    C = [c.repeat_interleave(cols, 0) for c in ctx]
+    with torch.enable_grad():
+        out = g(U, *C)  # (B*r, k)
+        if not out.requires_grad:
+            return u.new_zeros(batch)
+        L = left.transpose(1, 2).reshape(batch * cols, -1)
+        R = right.transpose(1, 2).reshape(batch * cols, -1)
+        jtl = torch.autograd.grad(out, U, L, create_graph=True, allow_unused=True)[0]
+    if jtl is None:
+        return u.new_zeros(batch)
+    return (jtl * R).reshape(batch, -1).sum(1)
+
+
 def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     k = u.shape[1]
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
@@ -112,14 +142,25 @@ def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: float,
-             generator: torch.Generator | None, name: str = "the transition"):
-    """Restarted Arnoldi on a batch of operators; returns (radii (B,), basis (B, n, m), m)."""
+             generator: torch.Generator | None, name: str = "the transition",
+             final_radius: bool = True, want_vector: bool = False):
+    """Restarted Arnoldi on a batch of operators; returns (radii (B,), basis (B, n, m),
+    Hessenberg matrix (B, m + 1, m) of the last pass, dominant Ritz vectors (B, n) or None).
+
+    The last pass that may run (``max_restarts`` reached, or ``m == n``) needs no Ritz
+    vectors unless ``want_vector``: its radii come from ``eigvals``, or are not computed at
+    all (``None``) with ``final_radius=False`` (the caller takes them from the returned
+    matrix). With ``want_vector`` the real and imaginary parts of the dominant Ritz vector
+    are returned summed (a real vector of its invariant plane: a start vector for the next
+    call).
+    """
     batch, n = u0.shape
     m = min(krylov_dim, n)
     v = u0 / u0.norm(dim=1, keepdim=True)
     eps = torch.finfo(u0.dtype).eps
     radius, Q = None, None
-    for _ in range(max(1, max_restarts)):
+    passes = max(1, max_restarts)
+    for attempt in range(passes):
         Q = u0.new_zeros(batch, m + 1, n)  # basis vectors as rows (contiguous slices)
         H = u0.new_zeros(batch, m + 1, m)
         Q[:, 0] = v
@@ -141,13 +182,20 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
                 Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
             H[:, j + 1, j] = hn
         _check_finite(H, f"the Arnoldi matrix of {name}")
+        last = attempt == passes - 1 or m == n  # no restart can follow
+        if last and not want_vector:  # no Ritz vectors needed
+            if final_radius:
+                radius = torch.linalg.eigvals(H[:, :m, :m]).abs().amax(-1)
+            break
         vals, vecs = torch.linalg.eig(H[:, :m, :m])  # (B, m), (B, m, m)
         idx = vals.abs().argmax(-1)  # (B,)
         rows = torch.arange(batch, device=u0.device)
         radius = vals[rows, idx].abs()  # (B,)
         y = vecs[rows, :, idx]  # (B, m)
+        if last:
+            break
         resid = H[:, m, m - 1].abs() * y[:, -1].abs()  # ||M x - theta x|| for the Ritz pair
-        if m == n or bool((resid <= tol * radius.clamp_min(eps)).all()):
+        if bool((resid <= tol * radius.clamp_min(eps)).all()):
             break
         # restart from a random combination of the leading Ritz vectors (not the top one
         # alone), so that an eigenvalue of nearly the same modulus is not filtered out
@@ -160,11 +208,29 @@ def _arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: 
         x = torch.einsum("bmn,bmp,bp->bn", Q[:, :m].to(vecs.dtype), Y, coef.to(vecs.dtype))
         v = x.real
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    return radius, Q[:, :m].transpose(1, 2), m
+    ritz = None
+    if want_vector:
+        x = torch.bmm(y.unsqueeze(1), Q[:, :m].to(y.dtype)).squeeze(1)  # (B, n)
+        ritz = x.real + x.imag
+    return radius, Q[:, :m].transpose(1, 2), H, ritz
+
+
+#: weight of the random part of a warm start vector (against the unit previous Ritz vector)
+_WARM_NOISE = 0.05
+#: fraction of ``krylov_dim`` a warm-started Arnoldi pass runs with: at 3/4 the single pass is
+#: as accurate as a cold one of the full dimension on an LSTM(256, 256, 5) (worst transition
+#: 1.5e-2 relative vs 8.5e-3 cold; at 1/2 it was 4.9e-2, on the encoder), docs/benchmarks.md
+_WARM_FRACTION = (3, 4)
 
 
 def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: int,
-                 tol: float, generator: torch.Generator | None, name: str) -> torch.Tensor:
+                 tol: float, generator: torch.Generator | None, name: str,
+                 start: torch.Tensor | None = None, want_vector: bool = False):
+    """Matrix-free radii ``(B,)`` and, with ``want_vector``, the dominant Ritz vectors.
+
+    ``start`` (``(B, k)``, e.g. the Ritz vectors of the previous pre-training step) warm
+    starts the iteration, which then runs with 3/4 of the Krylov dimension.
+    """
     u = u.detach()
     # Arnoldi on the transpose J^T (same spectrum): every product J_b^T v_b is one backward
     # pass through a graph built once, several times cheaper than re-running forward mode.
@@ -179,15 +245,88 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
         return torch.zeros_like(v) if grad is None else grad
 
     u0 = torch.randn(u.shape, generator=generator).to(u)
+    if start is not None:  # a unit warm vector plus a little of the random one
+        tiny = torch.finfo(u.dtype).tiny
+        start = start.detach().to(u)
+        u0 = (start / start.norm(dim=1, keepdim=True).clamp_min(tiny)
+              + _WARM_NOISE * u0 / u0.norm(dim=1, keepdim=True).clamp_min(tiny))
+        krylov_dim = max(1, (krylov_dim * _WARM_FRACTION[0]) // _WARM_FRACTION[1])
+    grad = torch.is_grad_enabled()
     with torch.no_grad():
-        radius, Q, m = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator, name)
-    if not torch.is_grad_enabled():
-        return radius
-    Qd = Q.detach()  # (B, n, m)
-    # Q^T J Q is the transpose of Q^T J^T Q: the same Ritz values, now differentiable
-    H = Qd.transpose(1, 2) @ _apply_jvp(g, u, ctx, Qd)  # (B, m, m)
-    _check_finite(H, f"the projected Jacobian of {name}")
-    return differentiable_spectral_radius(H)
+        radius, Q, H, ritz = _arnoldi(matvec, u0, krylov_dim, max_restarts, tol, generator,
+                                      name, final_radius=not grad,
+                                      want_vector=want_vector and not grad)
+    if grad:
+        radius, ritz = _projected_radius(g, u, ctx, Q, H, name)
+    return radius, ritz
+
+
+def _projected_radius(g, u: torch.Tensor, ctx: tuple, Q: torch.Tensor, H: torch.Tensor,
+                      name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""$\rho(Q^\top J Q)$, differentiable in the tensors ``g`` reads, for a few products.
+
+    Arnoldi on $J^\top$ already gives $H = Q^\top J^\top Q$ (its Gram-Schmidt coefficients),
+    so $\rho$ and $G = \partial\rho/\partial (Q^\top J Q)$ (the gradient of
+    :func:`~diagnostics.differentiable_spectral_radius`, ties and all) are computed on the
+    small $m\times m$ matrix $H^\top$ without the network. The chain rule through
+    $(Q^\top J Q)_{ij} = q_i^\top J q_j$ then needs the gradient of
+    $\sum_{ij} G_{ij}\, q_i^\top J q_j = \sum_k \sigma_k\,(Q a_k)^\top J\,(Q b_k)$ with
+    $G = \sum_k \sigma_k a_k b_k^\top$ (:func:`_low_rank`): one second-order product
+    (:func:`_bilinear`) per numerically nonzero singular value (2 for a simple complex pair,
+    1 for a simple real one) instead of $m$ forward-mode JVPs for the whole projected
+    matrix. The returned value is $\rho$; its gradient is exactly that of
+    $\rho(Q^\top J Q)$ (the singular values dropped are below $m\,\epsilon\,\sigma_1$).
+
+    Returns ``(rho (B,), ritz (B, k))``: the columns of $G$ span the real invariant subspace
+    of the dominant eigenvalue(s) of $H$ ($G$ is the real part of $\bar u\,v^H$ up to a
+    factor, with $H\bar u = \lambda\bar u$), so $Q$ times their sum weighted by the
+    factors' norms is a vector of the dominant Ritz subspace, for free (a warm start).
+    """
+    Qd = Q.detach()  # (B, k, m)
+    m = Qd.shape[2]
+    Hm = H[:, :m, :m].transpose(1, 2).detach()  # Q^T J Q (to rounding)
+    _check_finite(Hm, f"the projected Jacobian of {name}")
+    with torch.enable_grad():
+        leaf = Hm.clone().requires_grad_(True)
+        rho = differentiable_spectral_radius(leaf)  # (B,)
+        G = torch.autograd.grad(rho.sum(), leaf)[0]  # (B, m, m): d rho_b / d H_b
+    rho = rho.detach()
+    a, b = _low_rank(G)  # G = a b^T
+    left = Qd @ a  # (B, k, r)
+    s = _bilinear(g, u, ctx, left, Qd @ b)  # (B,) = sum_ij G_ij (Q^T J Q)_ij
+    ritz = (left * b.norm(dim=1, keepdim=True)).sum(-1)  # (B, k)
+    return rho + (s - s.detach()), ritz
+
+
+#: columns of the randomized range of d rho / dH tried before a full SVD (a simple dominant
+#: eigenvalue gives rank 1 or 2, a tie of two complex pairs rank 4)
+_RANGE_COLUMNS = 4
+
+
+def _low_rank(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b)``, ``(B, m, r)`` each, with ``G = a b^T`` to rounding (``r`` as small as found).
+
+    First a randomized range (``G Omega`` with a fixed Gaussian ``Omega`` of
+    ``_RANGE_COLUMNS`` columns, orthonormalised: exact whenever ``rank G`` is at most that,
+    checked), else the SVD truncated below ``m eps sigma_1``.
+    """
+    m = G.shape[-1]
+    eps = torch.finfo(G.dtype).eps
+    norm = torch.linalg.matrix_norm(G)  # (B,)
+    p = min(m, _RANGE_COLUMNS)
+    omega = torch.randn(m, p, generator=torch.Generator().manual_seed(0)).to(G)
+    P = torch.linalg.qr(G @ omega)[0]  # (B, m, p)
+    PtG = P.transpose(1, 2) @ G  # (B, p, m)
+    if bool((torch.linalg.matrix_norm(G - P @ PtG) <= m * eps * norm).all()):
+        # G Omega has the rank of G: the trailing columns of P beyond it carry rows of
+        # P^T G at rounding level; keep the leading ones that matter in some sample
+        sig = torch.linalg.vector_norm(PtG, dim=2) > m * eps * norm[:, None]  # (B, p)
+        r = max(1, int((torch.arange(1, p + 1, device=G.device) * sig).amax()))
+        return P[:, :, :r], PtG[:, :r].transpose(1, 2)
+    U, S, Vh = torch.linalg.svd(G)  # (B, m, m), (B, m), (B, m, m)
+    keep = S > m * eps * S[:, :1]
+    r = max(1, int(keep.sum(1).max()))
+    return U[:, :, :r] * (S[:, None, :r] * keep[:, None, :r]), Vh[:, :r].transpose(1, 2)
 
 
 def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
@@ -227,6 +366,17 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
         >>> spectral_radius(lambda s: s @ A.T, torch.zeros(3, 2))
         tensor([1., 1., 1.])
     """
+    return _radius_and_ritz(fn, point, context, method=method, max_exact=max_exact,
+                            krylov_dim=krylov_dim, max_restarts=max_restarts, tol=tol,
+                            generator=generator, name=name)[0]
+
+
+def _radius_and_ritz(fn, point, context=(), *, method="auto", max_exact=128, krylov_dim=32,
+                     max_restarts=4, tol=1e-2, generator=None, name="the transition",
+                     start=None, want_vector=False):
+    """:func:`spectral_radius`, plus the dominant Ritz vectors ``(B, k)`` of the matrix-free
+    path when ``want_vector`` (else ``None``); ``start`` warm-starts that path when its
+    shape is the restricted point's (see :func:`_matrix_free`)."""
     if point.ndim != 2:
         raise ValueError(f"point must be (batch, n), got shape {tuple(point.shape)}")
     if not point.is_floating_point():
@@ -244,23 +394,36 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
                          f"for a point of shape {tuple(point.shape)}")
     _check_finite(out, f"the output of {name}")
     k = min(out.shape[1], point.shape[1])
-    g, ctx = _restricted(fn, point, context, k)
+    g, ctx = _restricted(fn, point, context, k, out.shape[1])
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
-        radius = _exact(g, u, ctx, name)
+        radius, ritz = _exact(g, u, ctx, name), None
     else:
-        radius = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name)
+        radius, ritz = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name,
+                                    start=start if start is not None and
+                                    start.shape == u.shape else None,
+                                    want_vector=want_vector)
     _check_finite(radius, f"the radius of {name}")
-    return radius
+    return radius, ritz
 
 
-def _radii_tensors(transitions: Sequence[Transition], **kwargs) -> dict[str, torch.Tensor]:
+def _radii_tensors(transitions: Sequence[Transition],
+                   warm_start: dict[str, torch.Tensor] | None = None,
+                   **kwargs) -> dict[str, torch.Tensor]:
     out = {}
     for t in transitions:
         if t.name in out:
             raise ValueError(f"two transitions are named {t.name!r}")
-        out[t.name] = spectral_radius(t.fn, t.point, t.context, name=f"transition {t.name!r}",
-                                      **kwargs).mean()
+        radius, ritz = _radius_and_ritz(
+            t.fn, t.point, t.context, name=f"transition {t.name!r}",
+            start=None if warm_start is None else warm_start.get(t.name),
+            want_vector=warm_start is not None, **kwargs)
+        out[t.name] = radius.mean()
+        if warm_start is not None:
+            if ritz is None:
+                warm_start.pop(t.name, None)
+            else:
+                warm_start[t.name] = ritz.detach()
     return out
 
 
@@ -269,6 +432,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
                      seq_len: int = DEFAULT_SEQ_LEN, method: str = "auto",
                      max_exact: int = 128, generator: torch.Generator | None = None,
                      as_tensors: bool = False, process_group: Any = None,
+                     warm_start: dict[str, torch.Tensor] | None = None,
                      **kwargs: Any) -> dict[str, float] | dict[str, torch.Tensor]:
     r"""Mean radius of every transition of a model, ``{name: mean over the batch of rho(M_b)}``.
 
@@ -291,12 +455,24 @@ def transition_radii(model: nn.Module | Sequence[Transition],
             the group, the radius of the concatenated batch (a collective call). Tensors
             returned with ``as_tensors`` are differentiable in this rank's term only; see
             :meth:`diagnostics.ShardReducer.weighted_means`.
+        warm_start: ``None``, or a dict ``{transition name: (B, k) start vectors}`` read and
+            updated in place, for a sequence of measurements of slowly changing weights (the
+            LSC pre-trainer's steps). A matrix-free transition whose entry has the shape of
+            its restricted point starts Arnoldi from it (plus a random part of weight
+            0.05) and runs with 3/4 of ``krylov_dim``: a start near the dominant
+            eigenvector needs a smaller Krylov space for the same accuracy (measured on an
+            ``nn.LSTM(256, 256, 5)``: docs/benchmarks.md, "LSC pre-training"). Every
+            matrix-free transition's entry is then set to its dominant Ritz vector (the sum
+            of its real and imaginary parts); exact transitions' entries are removed.
         **kwargs: passed to :func:`spectral_radius` (``krylov_dim``, ``tol``...).
 
     Returns:
         ``{transition name: mean radius}``: Python floats, or 0-d tensors with
         ``as_tensors=True``; names are ``linear<i>`` for an FFN and ``layer<l>.time`` /
         ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
+
+    Raises:
+        TypeError: ``warm_start`` is neither ``None`` nor a dict.
 
     References:
         Herranz-Celotti & Rouat, "Stabilizing RNN gradients through pre-training",
@@ -311,6 +487,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         >>> {k: round(v, 4) for k, v in transition_radii(net).items()}
         {'linear0': 1.0, 'linear1': 1.0}
     """
+    if warm_start is not None and not isinstance(warm_start, dict):
+        raise TypeError("warm_start must be None or a dict {transition name: start vectors}, "
+                        f"got {type(warm_start).__name__}")
     if isinstance(model, nn.Module):
         model = unwrap_model(model)  # a DDP model: measure its .module
         if inputs is None:
@@ -321,7 +500,7 @@ def transition_radii(model: nn.Module | Sequence[Transition],
         transitions = list(model)
     with torch.set_grad_enabled(as_tensors and torch.is_grad_enabled()):
         radii = _radii_tensors(transitions, method=method, max_exact=max_exact,
-                               generator=generator, **kwargs)
+                               generator=generator, warm_start=warm_start, **kwargs)
         group = resolve_process_group(process_group)
         if group is not None:  # shard-size weighted means over the group
             sizes = {t.name: int(t.point.shape[0]) for t in transitions}

@@ -19,7 +19,8 @@ REQUIRED_KEYS = ("model", "best_state", "best_score", "best_step", "step", "batc
                  "near", "history", "radii_before", "targets", "converged", "is_ffn",
                  "floors", "floored", "saturation_before", "generator", "optimizer")
 """The keys every checkpoint holds (``shared_generator`` and ``data_generator`` are optional:
-checkpoints written before data-parallel runs lack them)."""
+checkpoints written before data-parallel runs lack them; so is ``krylov_start``, the
+matrix-free radii's warm start vectors)."""
 
 
 def pretrainer_state(pre: LSCPretrainer) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def pretrainer_state(pre: LSCPretrainer) -> dict[str, Any]:
         "shared_generator": pre._shared_generator.get_state(),
         "data_generator": (None if pre._data_generator is None
                            else pre._data_generator.get_state()),
+        "krylov_start": {k: v.clone() for k, v in pre.krylov_start.items()},
         "optimizer": None if pre.optimizer is None else copy.deepcopy(
             pre.optimizer.state_dict()),
     }
@@ -76,6 +78,8 @@ def load_pretrainer_state_(pre: LSCPretrainer, state: dict[str, Any]) -> None:
         pre._shared_generator.set_state(state["shared_generator"])
     if state.get("data_generator") is not None and pre._data_generator is not None:
         pre._data_generator.set_state(state["data_generator"])
+    # optional: checkpoints written before warm-started radii lack it (the next step is cold)
+    pre.krylov_start = {k: v.clone() for k, v in (state.get("krylov_start") or {}).items()}
     if state["optimizer"] is not None:
         if pre.optimizer is None:
             raise ValueError("the checkpoint has optimiser state but grad_step=False")

@@ -70,10 +70,13 @@ class LSCOptions:
         method: radius computation, ``"auto"``, ``"exact"`` or ``"matrix_free"``.
         max_exact: largest transition size computed exactly by ``"auto"``.
         krylov_dim: Arnoldi subspace size of the matrix-free radii (above ``max_exact``).
-        max_restarts: Arnoldi passes at most. The default single pass of 32 vectors keeps a
-            step within 10x of a forward+backward for an LSTM of width 256; its mean radii
-            were within 1.5% of the exact ones there (benchmarks/lsc.py), well inside the
-            tolerance. ``transition_radii`` itself restarts up to 4 times.
+            From the second step on (except right after a shuffle) Arnoldi starts from the
+            previous step's dominant Ritz vectors with 3/4 of it (``transition_radii``'s
+            ``warm_start``), as accurate as a cold pass of the full size.
+        max_restarts: Arnoldi passes at most. The default single pass of 32 vectors (24
+            warm) keeps a step at about 5x of a forward+backward for an LSTM of width 256; its
+            mean radii were within 1.5% of the exact ones there (benchmarks/lsc.py), well
+            inside the tolerance. ``transition_radii`` itself restarts up to 4 times.
         max_magnitude: cap on $|\lambda|$ when eigenvalues are rescaled.
         seed: seeds the generator used for inputs, time steps, shuffles and start vectors.
         progress: show a tqdm bar.
