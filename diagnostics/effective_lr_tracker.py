@@ -12,14 +12,10 @@ if TYPE_CHECKING:  # annotations only: matplotlib stays optional
     import matplotlib.axes
     import matplotlib.figure
 
-from diagnostics.effective_lr import (
-    EffectiveLRs,
-    _names,
-    _optimizer_step,
-    _rule_for,
-    effective_learning_rates,
-    supported_optimizers,
-)
+from diagnostics._optimizer_rules import optimizer_step as _optimizer_step
+from diagnostics._optimizer_rules import rule_for as _rule_for
+from diagnostics._optimizer_rules import supported_optimizers
+from diagnostics.effective_lr import EffectiveLRs, _names, effective_learning_rates
 from diagnostics.parameter_groups import grouped_summary
 
 __all__ = ["EffectiveLRTracker"]
