@@ -1,6 +1,11 @@
 """``recurrent-params lsc --task brown``: word-level language modelling with LSC, on the Brown
 corpus **as a stand-in for Penn Treebank** (PTB is not shipped by any package registry).
 
+Why this file is above 400 lines: it is one experiment of the command line end to end (the
+corpus windows, the LSTM and LRU language models, LSC on token windows, truncated-BPTT training
+and perplexity); what other experiments share lives in ``_runs.py``, ``resumable_sweep.py``,
+``sweep.py`` and ``_arg_types.py``.
+
 The corpus is :func:`recurrent_params.data.load_brown` (400 / 50 / 50 files, the 10,000 most
 frequent training words plus ``<unk>`` and ``<eos>``), batchified and read by truncated
 backpropagation through time (:func:`~recurrent_params.data.batchify`,

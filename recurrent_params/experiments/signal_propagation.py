@@ -1,5 +1,10 @@
 """``recurrent-params signal-propagation``: the curse of memory in a deep stack at initialisation.
 
+Why this file is above 400 lines: it is one experiment of the command line end to end (its
+models at a given nu0, the input sources and their autocorrelation, the table and the figure in
+the paper's layout); what other experiments share lives in ``_runs.py``, ``resumable_sweep.py``,
+``sweep.py`` and ``_arg_types.py``.
+
 The curse-of-memory paper (arXiv 2405.21064, Section 5) feeds a 4-layer residual stack at
 initialisation with real, temporally correlated inputs and follows, per layer, the second
 moment of the hidden states and of their derivatives with respect to the recurrent parameters

@@ -1,5 +1,10 @@
 """``recurrent-params teacher-student``: the curse-of-memory Fig. 3, as the authors ran it.
 
+Why this file is above 400 lines: it is one experiment of the command line end to end (its
+presets, the students, the lag-Gram training loop with its divergence and unit-disk rules, the
+sweep and the report); what other experiments share lives in ``_runs.py``,
+``resumable_sweep.py``, ``sweep.py`` and ``_arg_types.py``.
+
 A linear teacher RNN (10 units, with feed-through D) whose eigenvalue magnitudes lie in
 [nu0, 1); 64-unit students trained with Adam and a cosine schedule on fresh Gaussian data.
 All seeds and learning rates of one student and one nu0 are trained side by side by
