@@ -65,6 +65,7 @@ from recurrent_params.experiments._runs import (
     save_checkpoint,
     set_rng_state,
 )
+from recurrent_params.experiments._subsets import subset_indices
 
 __all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "Task", "add_arguments", "run",
            "sizes_for", "plan", "measure", "build_model", "count_parameters", "match_budget",
@@ -353,16 +354,8 @@ def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = No
             raise ValueError(str(exc)) from None
         x_tr, y_tr, x_te, y_te = train.inputs, train.targets, test.inputs, test.targets
         source = train.source
-    g = torch.Generator().manual_seed(0)
-    order_idx = torch.randperm(len(y_tr), generator=g)
-    n_val = min(sizes["val"], len(y_tr) - 1)
-    val_idx, rest = order_idx[:n_val], order_idx[n_val:]
-    if sizes["train"] is not None:
-        rest = rest[:sizes["train"]]
-    test_idx = torch.arange(len(y_te))
-    if sizes["test"] is not None and sizes["test"] < len(y_te):
-        test_idx = torch.randperm(len(y_te), generator=torch.Generator().manual_seed(1))
-        test_idx = test_idx[:sizes["test"]].sort().values
+    rest, val_idx, test_idx = subset_indices(len(y_tr), len(y_te), sizes["val"],
+                                             sizes["train"], sizes["test"])
     return Task(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[test_idx],
                 y_te[test_idx], source)
 

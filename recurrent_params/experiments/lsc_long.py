@@ -65,6 +65,7 @@ from recurrent_params.experiments._runs import (
     save_checkpoint,
     set_rng_state,
 )
+from recurrent_params.experiments._subsets import subset_indices
 from recurrent_params.experiments.lsc_digits import (
     ALIF_INITS,
     RNN_INITS,
@@ -206,16 +207,8 @@ def load_images(task: str, s: dict, data_root: Path | None = None, *, permute: b
             x_tr, x_te = x_tr[:, perm], x_te[:, perm]
         source = ("generated stand-in (10 noisy class prototypes, 784 steps): the data were not "
                   "found, NOT " + ("MNIST" if task == "smnist" else "Fashion-MNIST"))
-    g = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(y_tr), generator=g)
-    n_val = min(s["val"], len(y_tr) - 1)
-    val_idx, rest = order[:n_val], order[n_val:]
-    if s["train"] is not None:
-        rest = rest[:s["train"]]
-    test_idx = torch.arange(len(y_te))
-    if s["test"] is not None and s["test"] < len(y_te):
-        test_idx = torch.randperm(len(y_te), generator=torch.Generator().manual_seed(1))
-        test_idx = test_idx[:s["test"]].sort().values
+    rest, val_idx, test_idx = subset_indices(len(y_tr), len(y_te), s["val"], s["train"],
+                                             s["test"])
     return ImageTask(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[test_idx],
                      y_te[test_idx], source)
 

@@ -203,3 +203,16 @@ def test_load_task_reads_a_data_root_laid_out_like_the_cache(tmp_path):
     assert torch.equal(plain.y_test, task.y_test)
     assert not torch.equal(plain.x_test, task.x_test)
     assert torch.equal(plain.x_test.sort(1).values, task.x_test.sort(1).values)  # permuted
+
+
+def test_subsets_are_fixed_disjoint_and_shared_with_lsc_long():
+    from recurrent_params.experiments._subsets import subset_indices
+
+    tr, va, te = subset_indices(100, 50, val=10, train=30, test=20)
+    assert len(tr) == 30 and len(va) == 10 and len(te) == 20
+    assert not set(tr.tolist()) & set(va.tolist())  # validation images never train
+    assert te.tolist() == sorted(te.tolist()) and len(set(te.tolist())) == 20
+    again = subset_indices(100, 50, val=10, train=30, test=20)
+    assert all(torch.equal(a, b) for a, b in zip((tr, va, te), again))
+    whole = subset_indices(100, 50, val=200, train=None, test=None)
+    assert len(whole[1]) == 99 and len(whole[0]) == 1 and whole[2].tolist() == list(range(50))
