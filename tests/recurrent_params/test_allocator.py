@@ -51,7 +51,8 @@ def test_kept_memory_serves_large_blocks_from_the_heap_and_keeps_them(mallinfo):
     assert mallinfo().hblkhd == mapped  # not a fresh mmap
     arena = mallinfo().arena
     del t
-    assert mallinfo().arena == arena  # freed, but not trimmed back to the system
-    again = torch.empty(64 * 2**20, dtype=torch.uint8)
-    assert mallinfo().arena == arena  # served from the kept heap
-    del again
+    info = mallinfo()
+    assert info.arena == arena  # freed, but not trimmed back to the system
+    assert info.fordblks >= 64 * 2**20  # held by the process as free heap, ready for reuse
+    # (whether the next request reuses that very chunk depends on what else the process
+    # allocated meanwhile: glibc's business, not asserted here)
