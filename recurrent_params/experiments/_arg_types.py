@@ -14,8 +14,8 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 
-__all__ = ["SEED_LIMIT", "comma_list", "finite_float", "nonnegative_int", "positive_float",
-           "positive_int", "seed"]
+__all__ = ["SEED_LIMIT", "comma_list", "finite_float", "nonnegative_float", "nonnegative_int",
+           "positive_float", "positive_int", "seed"]
 
 #: seeds are integers in [0, SEED_LIMIT): what ``numpy.random.seed`` accepts, and small enough
 #: that the seeds the experiments derive from it (``seed + offset``, ``seed * prime``) stay
@@ -68,6 +68,14 @@ def seed(text: str) -> int:
 def finite_float(text: str) -> float:
     """A finite number (range checks that need other options are left to the experiment)."""
     return _float(text, "a finite number")
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0 (weight decay, dropout, a lower bound)."""
+    value = _float(text, "a finite number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -55,6 +55,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from recurrent_params.experiments._arg_types import (
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
 from recurrent_params.experiments._output import save_figure, write_table
 from recurrent_params.experiments._runs import (
     append_record,
@@ -483,36 +488,6 @@ def train_run(item: dict, s: dict, task: Task, *, device, dtype, checkpoint: Pat
 # -- the sweep ----------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``recurrent-params long-memory``."""
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
@@ -522,28 +497,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
     parser.add_argument("--orders", nargs="+", choices=ORDERS, default=None)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=None)
-    parser.add_argument("--seeds", type=_positive_int, default=None, help="seeds per model")
-    parser.add_argument("--depth", type=_positive_int, default=None, help="blocks per stack")
-    parser.add_argument("--budget", type=_positive_int, default=None,
+    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per model")
+    parser.add_argument("--depth", type=positive_int, default=None, help="blocks per stack")
+    parser.add_argument("--budget", type=positive_int, default=None,
                         help="parameter count to match (default: the LRU stack's at the "
                         "preset's reference width)")
-    parser.add_argument("--reference-width", type=_positive_int, default=None,
+    parser.add_argument("--reference-width", type=positive_int, default=None,
                         help="d_model of the LRU stack that sets the budget")
-    parser.add_argument("--state-ratio", type=_positive_float, default=None,
+    parser.add_argument("--state-ratio", type=positive_float, default=None,
                         help="complex states per d_model")
-    parser.add_argument("--epochs", type=_positive_int, default=None)
-    parser.add_argument("--batch", type=_positive_int, default=None)
-    parser.add_argument("--train-size", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--batch", type=positive_int, default=None)
+    parser.add_argument("--train-size", type=positive_int, default=None,
                         help="training samples (default: the preset's)")
-    parser.add_argument("--val-size", type=_positive_int, default=None)
-    parser.add_argument("--test-size", type=_positive_int, default=None)
-    parser.add_argument("--lr", type=_positive_float, default=None)
-    parser.add_argument("--lr-factor", type=_positive_float, default=None,
+    parser.add_argument("--val-size", type=positive_int, default=None)
+    parser.add_argument("--test-size", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_float, default=None)
+    parser.add_argument("--lr-factor", type=positive_float, default=None,
                         help="learning-rate factor of the recurrent parameters")
-    parser.add_argument("--weight-decay", type=_nonneg_float, default=None)
-    parser.add_argument("--dropout", type=_nonneg_float, default=None)
-    parser.add_argument("--r-min", type=_nonneg_float, default=None)
-    parser.add_argument("--r-max", type=_positive_float, default=None)
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=None)
+    parser.add_argument("--dropout", type=nonnegative_float, default=None)
+    parser.add_argument("--r-min", type=nonnegative_float, default=None)
+    parser.add_argument("--r-max", type=positive_float, default=None)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--measure", action="store_true",
                         help="only time one training step of each model at the preset's sizes "

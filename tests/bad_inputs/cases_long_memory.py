@@ -42,12 +42,14 @@ def _unknown_dataset():
 
 
 CASES: list = [
-    CliCase("long-memory-seeds-zero", [*LM, "--seeds", "0"], match=r"--seeds.*positive integer"),
+    CliCase("long-memory-seeds-zero", [*LM, "--seeds", "0"],
+            match=r"--seeds.*expected an integer >= 1"),
     CliCase("long-memory-epochs-not-int", [*LM, "--epochs", "two"],
-            match=r"--epochs.*positive integer"),
-    CliCase("long-memory-negative-lr", [*LM, "--lr=-1e-3"], match=r"--lr.*positive number"),
+            match=r"--epochs.*expected an integer >= 1"),
+    CliCase("long-memory-negative-lr", [*LM, "--lr=-1e-3"],
+            match=r"--lr.*expected a finite number > 0"),
     CliCase("long-memory-nan-lr-factor", [*LM, "--lr-factor", "nan"],
-            match=r"--lr-factor.*positive number"),
+            match=r"--lr-factor.*expected a finite number > 0"),
     CliCase("long-memory-dropout-one", [*LM, "--dropout", "1"], match=r"--dropout must be < 1"),
     CliCase("long-memory-rmin-above-rmax", [*LM, "--r-min", "0.99", "--r-max", "0.9"],
             match=r"--r-min <= --r-max < 1"),
