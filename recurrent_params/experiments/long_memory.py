@@ -49,7 +49,6 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -70,9 +69,9 @@ from recurrent_params.experiments._runs import (
     save_checkpoint,
     set_rng_state,
 )
-from recurrent_params.experiments._subsets import subset_indices
+from recurrent_params.experiments._subsets import ImageTask, split_task
 
-__all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "Task", "add_arguments", "run",
+__all__ = ["HELP", "MODELS", "DATASETS", "ORDERS", "PRESETS", "ImageTask", "add_arguments", "run",
            "sizes_for", "plan", "measure", "build_model", "count_parameters", "match_budget",
            "make_optimizer", "load_task", "train_run", "summary_table", "markdown_table",
            "plot_curves", "summarize"]
@@ -267,25 +266,6 @@ class _Cosine:
 # -- data ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Task:
-    """Train / validation / test pixel sequences ``(N, 784, 1)`` and labels of one task."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    source: str
-
-    def to(self, device, dtype) -> Task:
-        """The task on ``device``, inputs in ``dtype``."""
-        return Task(self.x_train.to(device, dtype), self.y_train.to(device),
-                    self.x_val.to(device, dtype), self.y_val.to(device),
-                    self.x_test.to(device, dtype), self.y_test.to(device), self.source)
-
-
 def _digits28(permute: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scikit-learn's 8x8 digits, bilinearly upsampled to 28x28 and read as 784 steps."""
     from sklearn.datasets import load_digits
@@ -322,7 +302,7 @@ def _resolve_root(data_root: Path | None, dataset: str) -> Path | None:
     return root
 
 
-def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = None) -> Task:
+def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = None) -> ImageTask:
     """One task's splits: ``sizes["train"]`` / ``["val"]`` / ``["test"]`` samples.
 
     The validation samples are a fixed draw (seed 0) from the training split, the training
@@ -359,10 +339,8 @@ def load_task(dataset: str, order: str, sizes: dict, data_root: Path | None = No
             raise ValueError(str(exc)) from None
         x_tr, y_tr, x_te, y_te = train.inputs, train.targets, test.inputs, test.targets
         source = train.source
-    rest, val_idx, test_idx = subset_indices(len(y_tr), len(y_te), sizes["val"],
-                                             sizes["train"], sizes["test"])
-    return Task(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[test_idx],
-                y_te[test_idx], source)
+    return split_task(x_tr, y_tr, x_te, y_te, source, sizes["val"], sizes["train"],
+                      sizes["test"])
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -403,7 +381,7 @@ def _eff_lrs(opt, model, groups) -> dict:
     return {g: {k: s[k] for k in ("median", "geo_mean", "q10", "q90")} for g, s in summ.items()}
 
 
-def train_run(item: dict, s: dict, task: Task, *, device, dtype, checkpoint: Path | None,
+def train_run(item: dict, s: dict, task: ImageTask, *, device, dtype, checkpoint: Path | None,
               progress: bool = False) -> dict:
     """Train one (model, seed) on one task; resume from ``checkpoint`` when it exists.
 
@@ -653,7 +631,7 @@ def run(args) -> dict | None:
         log = records_path(out, _RECORDS, ctx.rank, ctx.world)
         todo = [w for w in work if w["key"] not in previous]
         costs = [_COST[w["model"]] for w in todo]
-        tasks: dict[tuple, Task] = {}
+        tasks: dict[tuple, ImageTask] = {}
         done = []
         t_start = time.perf_counter()
         for i, item in ctx.share(todo, costs):

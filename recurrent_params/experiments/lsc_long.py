@@ -52,7 +52,6 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -65,7 +64,7 @@ from recurrent_params.experiments._runs import (
     save_checkpoint,
     set_rng_state,
 )
-from recurrent_params.experiments._subsets import subset_indices
+from recurrent_params.experiments._subsets import ImageTask, split_task
 from recurrent_params.experiments.lsc_digits import (
     ALIF_INITS,
     RNN_INITS,
@@ -114,30 +113,6 @@ _LSC_COST = 0.3
 
 
 # -- data -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class ImageTask:
-    """Train / validation / test sequences ``(N, 784, d)`` and labels of one task."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    source: str
-
-    def to(self, device) -> ImageTask:
-        """The task on ``device``."""
-        return ImageTask(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val,
-                                                   self.y_val, self.x_test, self.y_test)),
-                         self.source)
-
-    def map_inputs(self, fn) -> ImageTask:
-        """The task with ``fn`` applied to every split's inputs."""
-        return ImageTask(fn(self.x_train), self.y_train, fn(self.x_val), self.y_val,
-                         fn(self.x_test), self.y_test, self.source)
 
 
 def standin_images(n_train: int, n_test: int, seed: int = 0
@@ -207,10 +182,7 @@ def load_images(task: str, s: dict, data_root: Path | None = None, *, permute: b
             x_tr, x_te = x_tr[:, perm], x_te[:, perm]
         source = ("generated stand-in (10 noisy class prototypes, 784 steps): the data were not "
                   "found, NOT " + ("MNIST" if task == "smnist" else "Fashion-MNIST"))
-    rest, val_idx, test_idx = subset_indices(len(y_tr), len(y_te), s["val"], s["train"],
-                                             s["test"])
-    return ImageTask(x_tr[rest], y_tr[rest], x_tr[val_idx], y_tr[val_idx], x_te[test_idx],
-                     y_te[test_idx], source)
+    return split_task(x_tr, y_tr, x_te, y_te, source, s["val"], s["train"], s["test"])
 
 
 def _standardize(task: ImageTask) -> ImageTask:
