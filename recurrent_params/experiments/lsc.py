@@ -165,8 +165,11 @@ def add_arguments(parser) -> None:
         "torchrun ranks")
     long.add_argument("--preset", choices=sorted(LONG_PRESETS), default=None,
                       help="sizes: quick (seconds; a generated stand-in when the data are "
-                      "missing), cpu (about 2 h on two torchrun processes of 2 cores), full "
-                      "(the paper's settings, for a GPU); default cpu, or quick with --quick")
+                      "missing), cpu (smnist/fashion: every network at the start of training, "
+                      "about 1 h per data set on two torchrun processes; brown: about 30 min), "
+                      "cpu-depth5 (smnist/fashion: GRU x5 trained 2 epochs, LSC 1.0 vs 0.5, "
+                      "about 45 min on two processes), full (the paper's settings, for a GPU); "
+                      "default cpu, or quick with --quick")
     long.add_argument("--inits", nargs="+", choices=list(RNN_INITS), default=None,
                       help="initialisations (smnist/fashion default: all four; alif skips "
                       "keras; brown default: default lsc-1.0 lsc-0.5)")

@@ -76,9 +76,9 @@ PRESETS: dict[str, dict] = {
                   lr=3e-3, dropout=0.3, clip=5.0, train_tokens=2000, eval_tokens=600,
                   pretrain_steps=3, pretrain_batch=4),
     "cpu": dict(nets=["lstm2", "lru3", "lru6"], inits=["default", "lsc-1.0", "lsc-0.5"],
-                width=256, lru_width=128, lru_state=128, seeds=2, epochs=3, patience=10,
-                batch=32, bptt=35, lr=1e-3, dropout=0.3, clip=5.0, train_tokens=400_000,
-                eval_tokens=50_000, pretrain_steps=30, pretrain_batch=32),
+                width=256, lru_width=128, lru_state=128, seeds=2, epochs=2, patience=10,
+                batch=32, bptt=35, lr=1e-3, dropout=0.3, clip=5.0, train_tokens=240_000,
+                eval_tokens=40_000, pretrain_steps=30, pretrain_batch=32),
     "full": dict(nets=["lstm2", "lru3", "lru6"], inits=["default", "lsc-1.0", "lsc-0.5"],
                  width=1300, lru_width=512, lru_state=512, seeds=4, epochs=100, patience=10,
                  batch=32, bptt=35, lr=3.16e-4, dropout=0.3, clip=5.0, train_tokens=None,
@@ -318,6 +318,9 @@ def train_run(item: dict, s: dict, corpus, *, checkpoint: Path | None = None,
 def sizes_for(args) -> dict:
     """The preset's sizes overridden by the options, with the ``signature`` of the records."""
     preset = args.preset or ("quick" if args.quick else "cpu")
+    if preset not in PRESETS:
+        raise ValueError(f"--preset {preset} is not a preset of --task brown (one of "
+                         f"{', '.join(PRESETS)})")
     s = dict(PRESETS[preset], preset=preset)
     over = {"nets": args.nets, "inits": args.inits, "width": args.hidden, "seeds": args.seeds,
             "epochs": args.epochs, "patience": args.patience, "batch": args.train_batch,

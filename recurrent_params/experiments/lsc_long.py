@@ -90,24 +90,36 @@ _RECORDS = "lsc_long_runs"
 
 #: Sizes of each preset. ``train`` / ``test``: samples (``None``: the whole split); ``val``:
 #: samples drawn from the training split for early stopping. ``quick``: seconds, for tests and
-#: the demo; ``cpu``: about 2 h on two torchrun processes of this 2-core machine (sized from the
-#: per-step costs measured with ``--measure``, see docs/concepts/lsc.md); ``full``: the paper's
-#: settings (a GPU).
+#: the demo. ``cpu``: the whole grid (3 cells x depth 2 and 5 x every init, 2 seeds) at the
+#: start of training only: LSC, the radii and the float64 gradient-norm probes (16 samples),
+#: then 3 optimiser steps (one epoch of 96 samples, so the test accuracy is an untrained
+#: network's); at the quiet per-step costs measured with ``--measure`` (one thread, batch 32:
+#: LSTM x2 3.7 s, x5 11.5 s; GRU 1.9 / 5.2 s; ALIF 1.3 / 3.6 s) a grid seed is about 15 min of
+#: one process. ``cpu-depth5``: the one comparison the paper's argument is
+#: about, target 0.5 against 1.0 at depth 5, trained for real on the CPU: GRU x5 at width 64
+#: (half the paper's, for 3x the steps), default / LSC 1.0 / LSC 0.5, 2 seeds, every training
+#: 7,000 training samples, 2 epochs (438 steps of 32), about 15 min of one process per run. ``full``: the
+#: paper's settings (a GPU).
 PRESETS: dict[str, dict] = {
     "quick": dict(cells=["lstm", "gru", "alif"], depths=[2], hidden=8, seeds=1, epochs=2,
                   patience=10, batch=16, train=32, val=16, test=16, pretrain_steps=3,
                   pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8),
-    "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=3,
-                patience=10, batch=32, train=224, val=64, test=128, pretrain_steps=20,
-                pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=32),
+    "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=1,
+                patience=10, batch=32, train=96, val=64, test=256, pretrain_steps=20,
+                pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=16),
+    "cpu-depth5": dict(cells=["gru"], depths=[5], hidden=64, seeds=2, epochs=2, patience=10,
+                       batch=32, train=7000, val=500, test=None, pretrain_steps=50,
+                       pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=32,
+                       inits=["default", "lsc-1.0", "lsc-0.5"]),
     "full": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=4, epochs=200,
                  patience=10, batch=256, train=None, val=1000, test=None, pretrain_steps=200,
                  pretrain_batch=256, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=64),
 }
 
-#: relative cost of one training sample per cell and layer (measured with ``--measure``: one
-#: thread, 784 steps, width 128, batch 256; used only to balance the torchrun ranks)
-_COST = {"lstm": 1.0, "gru": 0.6, "alif": 0.5}
+#: relative cost of one training sample per cell and layer (measured with ``--measure`` on a
+#: quiet core: one thread, 784 steps, width 128, batch 32; used only to balance the torchrun
+#: ranks)
+_COST = {"lstm": 1.0, "gru": 0.5, "alif": 0.35}
 #: one LSC pre-training sample, in training samples (measured ratio of the steps, about 0.3)
 _LSC_COST = 0.3
 
@@ -481,7 +493,7 @@ def sizes_for(args) -> dict:
         raise ValueError(f"--dropout must be < 1, got {s['dropout']}")
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
         raise ValueError(f"--data-root: {args.data_root} is not a folder")
-    s["inits"] = list(dict.fromkeys(args.inits)) if args.inits else list(RNN_INITS)
+    s["inits"] = list(dict.fromkeys(args.inits or s.get("inits") or RNN_INITS))
     s["cells"], s["depths"] = list(dict.fromkeys(s["cells"])), list(dict.fromkeys(s["depths"]))
     s["task"], s["order"] = args.task, "permuted" if args.permute else "plain"
     keyed = {k: v for k, v in s.items() if k not in ("seeds", "cells", "depths", "inits",
