@@ -26,7 +26,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recurrent_params.experiments._arg_types import finite_float, positive_float, positive_int
+from recurrent_params.experiments._arg_types import (
+    finite_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from recurrent_params.experiments.lsc_digits import ACTIVATIONS, CELLS
 
 SUMMARY = ("Pre-train deep LSTMs/GRUs to the Local Stability Condition (arXiv 2308.12075) and "
@@ -70,7 +75,8 @@ OWNERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("dropout", "--dropout"), ("data_root", "--data-root"), ("measure", "--measure"),
         ("train_size", "--train-size"), ("test_size", "--test-size"))},
     **{dest: (flag, ("smnist", "fashion")) for dest, flag in (
-        ("permute", "--permute"), ("val_size", "--val-size"), ("alif_lr", "--alif-lr"))},
+        ("permute", "--permute"), ("val_size", "--val-size"), ("alif_lr", "--alif-lr"),
+        ("trace_every", "--trace-every"))},
     **{dest: (flag, ("brown",)) for dest, flag in (("nets", "--nets"), ("bptt", "--bptt"))},
 }
 #: kept for callers of the earlier two-task version
@@ -194,6 +200,10 @@ def add_arguments(parser) -> None:
     long.add_argument("--alif-lr", type=positive_float, default=None,
                       help="smnist/fashion: learning rate of the ALIF stacks (default 1e-3, "
                       "the paper's SHD rate)")
+    long.add_argument("--trace-every", type=nonnegative_int, default=None,
+                      help="smnist/fashion: every N optimiser steps record validation loss and "
+                      "accuracy, radii and gradient norms in the run's trace (0: off; default "
+                      "50 at cpu-depth5, off at cpu / full); does not change the training")
     long.add_argument("--nets", nargs="+", type=net_name, default=None,
                       help="brown: networks lstm<depth> / lru<depth> (default lstm2 lru3 lru6)")
     long.add_argument("--bptt", type=positive_int, default=None,

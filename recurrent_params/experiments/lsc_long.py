@@ -99,18 +99,22 @@ _RECORDS = "lsc_long_runs"
 #: about, target 0.5 against 1.0 at depth 5, trained for real on the CPU: GRU x5 at width 64
 #: (half the paper's, for 3x the steps), default / LSC 1.0 / LSC 0.5, 2 seeds, every training
 #: 7,000 training samples, 2 epochs (438 steps of 32), about 15 min of one process per run. ``full``: the
-#: paper's settings (a GPU).
+#: paper's settings (a GPU). ``trace_every`` (optional): every so many optimiser steps, record
+#: the validation loss and accuracy, the radii and the gradient-norm probes in the run's
+#: ``trace`` (the diagnostics during training; they draw no random numbers of the run, so a
+#: traced run trains exactly as an untraced one and the key is not part of the signature).
 PRESETS: dict[str, dict] = {
     "quick": dict(cells=["lstm", "gru", "alif"], depths=[2], hidden=8, seeds=1, epochs=2,
                   patience=10, batch=16, train=32, val=16, test=16, pretrain_steps=3,
-                  pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8),
+                  pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8,
+                  trace_every=2),
     "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=1,
                 patience=10, batch=32, train=96, val=64, test=256, pretrain_steps=20,
                 pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=16),
     "cpu-depth5": dict(cells=["gru"], depths=[5], hidden=64, seeds=2, epochs=2, patience=10,
                        batch=32, train=7000, val=500, test=None, pretrain_steps=50,
                        pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=32,
-                       inits=["default", "lsc-1.0", "lsc-0.5"]),
+                       trace_every=50, inits=["default", "lsc-1.0", "lsc-0.5"]),
     "full": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=4, epochs=200,
                  patience=10, batch=256, train=None, val=1000, test=None, pretrain_steps=200,
                  pretrain_batch=256, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=64),
@@ -278,7 +282,9 @@ def _probed_forward(net: nn.Module, x: torch.Tensor, times: list[int]):
     rnn = net.rnn
     z = x
     for l in range(rnn.num_layers):
-        one = type(rnn)(z.shape[-1], rnn.hidden_size, 1, batch_first=True)
+        # a one-layer shell on the meta device: it draws no random numbers (the run's own
+        # generator stays untouched) and every weight is replaced by ``params`` below
+        one = type(rnn)(z.shape[-1], rnn.hidden_size, 1, batch_first=True, device="meta")
         params = {f"{w}_l0": getattr(rnn, f"{w}_l{l}")
                   for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
@@ -305,7 +311,8 @@ def hidden_gradient_norms(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     fused kernel, or the cell's own sequence mode) and adding a zero tensor to the state at
     each probe time: the gradient with respect to that tensor. ``float64=True`` (the default)
     computes it on a float64 copy of ``net``, so that gradients which vanish over hundreds of
-    steps show their size (e.g. 1e-60) instead of underflowing to 0 in float32.
+    steps show their size (e.g. 1e-60) instead of underflowing to 0 in float32. It draws
+    nothing from torch's global generator.
 
     Returns:
         ``{"layer<l>": [norm at each time], "times": times}``.
@@ -405,6 +412,7 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
     shuffle = torch.Generator().manual_seed(seed + 12345)
     probe = min(s["probe"], len(data.y_val))
     px, py = data.x_val[:probe], data.y_val[:probe]
+    trace_every = s.get("trace_every") or 0
     ckpt = load_checkpoint(checkpoint)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
@@ -413,7 +421,7 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
         state = ckpt["state"]
     else:
         state = {"epoch": -1, "curve": [], "bad": 0, "train_seconds": 0.0, "diverged": None,
-                 "lsc": {}}
+                 "lsc": {}, "step": 0, "trace": []}
         if init == "keras":
             keras_like_init_(net)
         elif init.startswith("lsc-"):
@@ -441,6 +449,12 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
             loss.backward()
             opt.step()
             total, seen = total + loss.item() * len(idx), seen + len(idx)
+            state["step"] = state.get("step", 0) + 1
+            if trace_every and state["step"] % trace_every == 0:
+                t_trace = time.perf_counter()
+                state.setdefault("trace", []).append(
+                    _trace_point(net, data, px, py, s["batch"], seed, epoch, state["step"]))
+                t0 += time.perf_counter() - t_trace  # not training time
         secs = time.perf_counter() - t0
         state["train_seconds"] += secs
         val_loss, val_acc = _evaluate(net, data.x_val, data.y_val, s["batch"])
@@ -471,7 +485,17 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
             **state["lsc"],
             "radii_start": state["radii_start"], "radii_end": _radii(net, px, seed),
             "grad_norms_start": state["grad_norms_start"],
-            "grad_norms_end": hidden_gradient_norms(net, px, py), "curve": curve}
+            "grad_norms_end": hidden_gradient_norms(net, px, py), "curve": curve,
+            "trace": state.get("trace", [])}
+
+
+def _trace_point(net, data: ImageTask, px, py, batch: int, seed: int, epoch: int,
+                 step: int) -> dict:
+    """One point of a run's ``trace``: validation loss / accuracy, radii and gradient-norm
+    probes after optimiser step ``step`` (none of them draws from the run's generators)."""
+    val_loss, val_acc = _evaluate(net, data.x_val, data.y_val, batch)
+    return {"step": step, "epoch": epoch, "val_loss": val_loss, "val_acc": val_acc,
+            "radii": _radii(net, px, seed), "grad_norms": hidden_gradient_norms(net, px, py)}
 
 
 # -- the sweep ------------------------------------------------------------------------------------
@@ -487,6 +511,7 @@ def sizes_for(args) -> dict:
             "batch": args.train_batch, "train": args.train_size, "val": args.val_size,
             "test": args.test_size, "pretrain_steps": args.pretrain_steps,
             "pretrain_batch": args.pretrain_batch, "lr": args.lr, "alif_lr": args.alif_lr,
+            "trace_every": getattr(args, "trace_every", None),
             "dropout": args.dropout}
     s.update({k: v for k, v in over.items() if v is not None})
     if not s["dropout"] < 1:
@@ -497,7 +522,7 @@ def sizes_for(args) -> dict:
     s["cells"], s["depths"] = list(dict.fromkeys(s["cells"])), list(dict.fromkeys(s["depths"]))
     s["task"], s["order"] = args.task, "permuted" if args.permute else "plain"
     keyed = {k: v for k, v in s.items() if k not in ("seeds", "cells", "depths", "inits",
-                                                     "preset")}
+                                                     "preset", "trace_every")}
     s["signature"] = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
     return s
 

@@ -71,6 +71,22 @@ def test_smnist_quick_runs_on_the_stand_in_and_records_radii_and_gradients(tmp_p
     assert not list((out / "lsc_long_checkpoints").glob("*.pt"))  # cleaned up
 
 
+def test_trace_records_diagnostics_during_training_without_changing_it(tmp_path, no_data):
+    argv = [*SMNIST, *TINY, "--cells", "gru", "--inits", "lsc-0.5", "--data-root", no_data]
+    assert _cli([*argv, "--trace-every", "0", "--out", str(tmp_path / "plain")]) == 0
+    assert _cli([*argv, "--trace-every", "1", "--out", str(tmp_path / "traced")]) == 0
+    plain = _records(tmp_path / "plain", "lsc_long_runs")[0]
+    traced = _records(tmp_path / "traced", "lsc_long_runs")[0]
+    assert plain["trace"] == [] and plain["signature"] == traced["signature"]
+    for key in ("test_acc", "radii_end", "grad_norms_end"):
+        assert traced[key] == plain[key], key  # the probes draw nothing from the run
+    # 16 samples in batches of 16, 2 epochs: one point per optimiser step
+    assert [(p["step"], p["epoch"]) for p in traced["trace"]] == [(1, 0), (2, 1)]
+    last = traced["trace"][-1]
+    assert last["radii"] == traced["radii_end"] and last["grad_norms"] == traced["grad_norms_end"]
+    assert last["val_loss"] == traced["curve"][-1]["val_loss"]
+
+
 def test_alif_quick_runs_on_spikes_labelled_as_the_shd_stand_in(no_data, capsys):
     argv = [*SMNIST, *TINY, "--cells", "alif", "--inits", "lsc-0.5", "--epochs", "1",
             "--data-root", no_data]
