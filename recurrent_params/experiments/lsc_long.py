@@ -106,8 +106,7 @@ _RECORDS = "lsc_long_runs"
 PRESETS: dict[str, dict] = {
     "quick": dict(cells=["lstm", "gru", "alif"], depths=[2], hidden=8, seeds=1, epochs=2,
                   patience=10, batch=16, train=32, val=16, test=16, pretrain_steps=3,
-                  pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8,
-                  trace_every=2),
+                  pretrain_batch=16, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=8),
     "cpu": dict(cells=["lstm", "gru", "alif"], depths=[2, 5], hidden=128, seeds=2, epochs=1,
                 patience=10, batch=32, train=96, val=64, test=256, pretrain_steps=20,
                 pretrain_batch=32, lr=1e-2, alif_lr=1e-3, dropout=0.3, probe=16),
@@ -564,7 +563,9 @@ def _describe(rec: dict) -> str:
 
 def run_long(args) -> dict | None:
     """``lsc --task smnist|fashion``: the resumable sweep; rank 0 prints and writes the tables
-    (``lsc_long.csv`` / ``.md``), the other ranks return ``None``."""
+    (``lsc_long.csv`` / ``.md``, the pre-training outcomes ``lsc_long_lsc.md``) and the figures
+    (``lsc_long_gradients.png``; ``lsc_long_trace.png`` when runs were traced), the other ranks
+    return ``None``."""
     s = sizes_for(args)
     if args.measure:
         from recurrent_params.experiments.lsc_costs import measure_classifiers
@@ -621,7 +622,17 @@ def run_long(args) -> dict | None:
           f"({seconds:.0f} s this call)")
     write_table(table, Path(args.out) / "lsc_long.csv" if args.out is not None else None)
     if args.out is not None:
-        (Path(args.out) / "lsc_long.md").write_text(markdown_table(table) + "\n")
+        from recurrent_params.experiments.lsc_long_figures import (
+            lsc_outcome_table,
+            plot_gradient_grid,
+            plot_traces,
+        )
+
+        out = Path(args.out)
+        (out / "lsc_long.md").write_text(markdown_table(table) + "\n")
+        (out / "lsc_long_lsc.md").write_text(lsc_outcome_table(runs) + "\n")
+        plot_gradient_grid(runs, out / "lsc_long_gradients.png")
+        plot_traces(runs, out / "lsc_long_trace.png")
     return {"task": s["task"], "sizes": s, "source": source, "table": table,
             "seconds": seconds, "runs": [{k: v for k, v in r.items() if k != "curve"}
                                          for r in runs]}

@@ -68,6 +68,10 @@ def test_smnist_quick_runs_on_the_stand_in_and_records_radii_and_gradients(tmp_p
     assert [(r["net"], r["init"]) for r in summary["table"]] == [("lstm", "default"),
                                                                 ("lstm", "lsc-0.5")]
     assert (out / "lsc_long.md").read_text().count("| lstm | 2 |") == 2
+    outcome = (out / "lsc_long_lsc.md").read_text().splitlines()
+    assert len(outcome) == 3 and outcome[2].startswith("| lstm | 2 | lsc-0.5 |")
+    assert (out / "lsc_long_gradients.png").stat().st_size > 0
+    assert not (out / "lsc_long_trace.png").exists()  # traced runs only
     assert not list((out / "lsc_long_checkpoints").glob("*.pt"))  # cleaned up
 
 
@@ -85,6 +89,7 @@ def test_trace_records_diagnostics_during_training_without_changing_it(tmp_path,
     last = traced["trace"][-1]
     assert last["radii"] == traced["radii_end"] and last["grad_norms"] == traced["grad_norms_end"]
     assert last["val_loss"] == traced["curve"][-1]["val_loss"]
+    assert (tmp_path / "traced" / "lsc_long_trace.png").stat().st_size > 0
 
 
 def test_alif_quick_runs_on_spikes_labelled_as_the_shd_stand_in(no_data, capsys):

@@ -1,0 +1,156 @@
+"""Figures and the LSC-outcome table of ``lsc --task smnist|fashion`` (issue 19), read from the
+sweep's records (one dict per finished run, as ``lsc_long_runs.jsonl`` holds them).
+
+* :func:`plot_gradient_grid`: per network, $\\log_{10}\\mathbb E_b\\lVert\\partial L_b/\\partial
+  s^l_t\\rVert$ against $t$ at the start of training, for the lowest and the top layer and
+  every initialisation: how much of the loss's gradient reaches the first steps and the
+  lower layers of the depth-time grid (the quantity LSC's targets are meant to keep from
+  vanishing or exploding).
+* :func:`plot_traces`: the runs that recorded a ``trace`` (``--trace-every``): validation
+  accuracy, that gradient norm at $t = 0$ of the lowest layer, and the mean time / depth
+  radius, against the optimiser step, one line per seed.
+* :func:`lsc_outcome_table`: per (network, init), how the pre-training ended: steps,
+  converged seeds, and each transition that did not reach its target with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+__all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table"]
+
+#: one colour per initialisation, shared by every figure
+INIT_COLORS = {"default": "tab:gray", "keras": "tab:blue", "lsc-1.0": "tab:orange",
+               "lsc-0.5": "tab:green"}
+
+
+def _log10(v: float) -> float:
+    return math.log10(v) if v > 0 else -math.inf
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if len(finite) == len(values) and finite else -math.inf
+
+
+def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: (r["cell"], r["depth"], r["seed"])):
+        out.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
+    return out
+
+
+def _layers(norms: dict) -> list[str]:
+    return sorted((k for k in norms if k.startswith("layer")), key=lambda k: int(k[5:]))
+
+
+def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_start") -> None:
+    """One panel per (cell, depth): log10 of the state-gradient norm (mean of the log over
+    seeds) against the probe time, lowest layer solid, top layer dashed, per init."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recurrent_params.experiments._output import save_figure
+
+    groups = _groups(runs)
+    nets = sorted({(c, d) for c, d, _ in groups}, key=lambda n: (n[0], n[1]))
+    if not nets:
+        return
+    fig, axes = plt.subplots(1, len(nets), figsize=(3.2 * len(nets), 3.2), squeeze=False)
+    for ax, (cell, depth) in zip(axes[0], nets):
+        for (c, d, init), rs in groups.items():
+            if (c, d) != (cell, depth):
+                continue
+            norms = [r[key] for r in rs]
+            layers = _layers(norms[0])
+            for layer, style in ((layers[0], "-"), (layers[-1], "--")):
+                ys = [_mean([_log10(n[layer][i]) for n in norms])
+                      for i in range(len(norms[0]["times"]))]
+                ax.plot(norms[0]["times"], ys, style, marker=".",
+                        color=INIT_COLORS.get(init, "black"))
+        ax.set_title(f"{cell.upper()} x{depth}")
+        ax.set_xlabel("time step t")
+    axes[0][0].set_ylabel("log10 E|dL/ds_t| (start of training)")
+    from matplotlib.lines import Line2D
+
+    inits = [i for i in INIT_COLORS if any(k[2] == i for k in groups)]
+    handles = [Line2D([], [], color=INIT_COLORS[i], label=i) for i in inits]
+    handles += [Line2D([], [], color="black", ls="-", label="lowest layer"),
+                Line2D([], [], color="black", ls="--", label="top layer")]
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+    save_figure(fig, path)
+
+
+def plot_traces(runs: list[dict], path: Path) -> bool:
+    """Validation accuracy, log10 gradient norm at $t = 0$ of layer 0, and the mean time /
+    depth radius against the optimiser step for every run with a ``trace`` (one line per
+    seed, colour per init). Returns whether there was anything to plot."""
+    traced = [r for r in runs if r.get("trace")]
+    if not traced:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recurrent_params.experiments._output import save_figure
+
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
+    seen = set()
+    for r in sorted(traced, key=lambda r: (r["init"], r["seed"])):
+        color = INIT_COLORS.get(r["init"], "black")
+        label = None if r["init"] in seen else r["init"]
+        seen.add(r["init"])
+        steps = [0] + [p["step"] for p in r["trace"]]
+        g0 = [r["grad_norms_start"]] + [p["grad_norms"] for p in r["trace"]]
+        radii = [r["radii_start"]] + [p["radii"] for p in r["trace"]]
+        axes[0].plot(steps[1:], [100 * p["val_acc"] for p in r["trace"]], color=color,
+                     label=label)
+        axes[1].plot(steps, [_log10(g["layer0"][0]) for g in g0], color=color, label=label)
+        for ax, kind in ((axes[2], "time"), (axes[3], "depth")):
+            vals = [[v for k, v in rd.items() if k.endswith("." + kind)] for rd in radii]
+            ax.plot(steps, [sum(v) / len(v) if v else math.nan for v in vals], color=color,
+                    label=label)
+    axes[0].set_ylabel("validation accuracy (%)")
+    axes[1].set_ylabel("log10 E|dL/ds| at t = 0, layer 0")
+    axes[2].set_ylabel("mean time radius")
+    axes[3].set_ylabel("mean depth radius")
+    for ax in axes:
+        ax.set_xlabel("optimiser step")
+    axes[0].legend(fontsize=7)
+    name = {r["cell"].upper() + f" x{r['depth']}" for r in traced}
+    fig.suptitle(", ".join(sorted(name)) + f" ({traced[0]['task']}, one line per seed)",
+                 fontsize=9)
+    save_figure(fig, path)
+    return True
+
+
+def lsc_outcome_table(runs: list[dict]) -> str:
+    """Markdown: per (network, LSC init), the pre-training steps and seconds of each seed,
+    how many seeds converged, and each transition that did not reach its target (with the
+    reason the pre-trainer gave, and its floor when it had one)."""
+    lines = ["| net | depth | init | steps (per seed) | seconds (per seed) | converged | "
+             "transitions off target |", "|---|---|---|---|---|---|---|"]
+    for (cell, depth, init), rs in _groups(runs).items():
+        if not init.startswith("lsc"):
+            continue
+        off: dict[str, set[str]] = {}
+        for r in rs:
+            for name, st in (r.get("lsc_status") or {}).items():
+                if not st.get("reached", True):
+                    why = st.get("why", "")
+                    if st.get("floor") is not None and "floor" in why:
+                        why = f"floor {st['floor']:.3f}"
+                    elif "not within tolerance" in why:
+                        why = "not within tolerance at the last step"
+                    off.setdefault(name, set()).add(why or "not reached")
+        text = "; ".join(n + ": " + ", ".join(sorted(w)) for n, w in sorted(off.items()))
+        steps = " ".join(str(r.get("lsc_steps", "-")) for r in rs)
+        secs = " ".join(f"{r.get('lsc_seconds', 0.0):.0f}" for r in rs)
+        converged = sum(bool(r.get("lsc_converged")) for r in rs)
+        lines.append(f"| {cell} | {depth} | {init} | {steps} | {secs} | "
+                     f"{converged} / {len(rs)} | {text or 'none'} |")
+    return "\n".join(lines)
