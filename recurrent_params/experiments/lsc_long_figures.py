@@ -56,31 +56,38 @@ def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_star
     from recurrent_params.experiments._output import save_figure
 
     groups = _groups(runs)
-    nets = sorted({(c, d) for c, d, _ in groups}, key=lambda n: (n[0], n[1]))
-    if not nets:
+    cells = sorted({c for c, _, _ in groups})
+    depths = sorted({d for _, d, _ in groups})
+    if not cells:
         return
-    fig, axes = plt.subplots(1, len(nets), figsize=(3.2 * len(nets), 3.2), squeeze=False)
-    for ax, (cell, depth) in zip(axes[0], nets):
-        for (c, d, init), rs in groups.items():
-            if (c, d) != (cell, depth):
-                continue
-            norms = [r[key] for r in rs]
-            layers = _layers(norms[0])
-            for layer, style in ((layers[0], "-"), (layers[-1], "--")):
-                ys = [_mean([_log10(n[layer][i]) for n in norms])
-                      for i in range(len(norms[0]["times"]))]
-                ax.plot(norms[0]["times"], ys, style, marker=".",
-                        color=INIT_COLORS.get(init, "black"))
-        ax.set_title(f"{cell.upper()} x{depth}")
-        ax.set_xlabel("time step t")
-    axes[0][0].set_ylabel("log10 E|dL/ds_t| (start of training)")
+    fig, axes = plt.subplots(len(cells), len(depths), figsize=(4.2 * len(depths),
+                                                                 3.0 * len(cells)),
+                             squeeze=False)
+    for i, cell in enumerate(cells):
+        for j, depth in enumerate(depths):
+            ax = axes[i][j]
+            ax.set_title(f"{cell.upper()} x{depth}", fontsize=9)
+            for (c, d, init), rs in groups.items():
+                if (c, d) != (cell, depth):
+                    continue
+                norms = [r[key] for r in rs]
+                layers = _layers(norms[0])
+                for layer, style in ((layers[0], "-"), (layers[-1], "--")):
+                    ys = [_mean([_log10(n[layer][k]) for n in norms])
+                          for k in range(len(norms[0]["times"]))]
+                    ax.plot(norms[0]["times"], ys, style, marker=".",
+                            color=INIT_COLORS.get(init, "black"))
+            ax.set_xlabel("time step t", fontsize=8)
+            ax.set_ylabel("log10 E|dL/ds_t|", fontsize=8)
+    fig.suptitle("state-gradient norm at the start of training (mean of log10 over seeds; "
+                 "a point at -inf, e.g. ALIF at t = T-1, is left out)", fontsize=9)
     from matplotlib.lines import Line2D
 
     inits = [i for i in INIT_COLORS if any(k[2] == i for k in groups)]
     handles = [Line2D([], [], color=INIT_COLORS[i], label=i) for i in inits]
     handles += [Line2D([], [], color="black", ls="-", label="lowest layer"),
                 Line2D([], [], color="black", ls="--", label="top layer")]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+    axes[-1][-1].legend(handles=handles, fontsize=7, loc="lower right")
     save_figure(fig, path)
 
 
