@@ -427,7 +427,9 @@ def _mean_sd(values):
 
 
 def summary_table(runs: list[dict]) -> list[dict]:
-    """One row per (net, init): validation and test perplexity mean / SD over seeds."""
+    """One row per (net, init): validation and test perplexity mean / SD over seeds, the best
+    epochs, the pre-training's steps and converged seeds, and the mean time / depth radius
+    (over layers and seeds) at the start and at the end of training."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["net"], r["init"]), []).append(r)
@@ -438,18 +440,36 @@ def summary_table(runs: list[dict]) -> list[dict]:
         rows.append({"net": net, "init": init, "seeds": len(rs), "params": rs[0]["params"],
                      "val_ppl_mean": vm, "val_ppl_sd": vs, "test_ppl_mean": tm,
                      "test_ppl_sd": ts, "best_epochs": " ".join(str(r["best_epoch"])
-                                                                for r in rs)})
+                                                                for r in rs),
+                     "lsc": (" ".join(str(r["lsc_steps"]) for r in rs) + " steps, "
+                             f"{sum(bool(r.get('lsc_converged')) for r in rs)} / {len(rs)} "
+                             "converged") if all("lsc_steps" in r for r in rs) else "-",
+                     "radii_start": _mean_kinds(rs, "radii_start"),
+                     "radii_end": _mean_kinds(rs, "radii_end")})
     return rows
+
+
+def _mean_kinds(rs: list[dict], key: str) -> str:
+    """``time a / depth b``: the mean radius of each kind over the layers and the seeds."""
+    parts = []
+    for kind in ("time", "depth"):
+        vals = [v for r in rs for k, v in (r.get(key) or {}).items() if k.endswith("." + kind)]
+        if vals:
+            parts.append(f"{kind} {sum(vals) / len(vals):.2f}")
+    return " / ".join(parts) or "-"
 
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table."""
-    lines = ["| net | init | seeds | params | valid ppl | test ppl | best epochs |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| net | init | seeds | params | valid ppl | test ppl | best epochs | LSC | "
+             "mean radii at start of training | at end |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['init']} | {r['seeds']} | {r['params']} | "
                      f"{r['val_ppl_mean']:.1f} +- {r['val_ppl_sd']:.1f} | "
-                     f"{r['test_ppl_mean']:.1f} +- {r['test_ppl_sd']:.1f} | {r['best_epochs']} |")
+                     f"{r['test_ppl_mean']:.1f} +- {r['test_ppl_sd']:.1f} | {r['best_epochs']} | "
+                     f"{r.get('lsc', '-')} | {r.get('radii_start', '-')} | "
+                     f"{r.get('radii_end', '-')} |")
     return "\n".join(lines)
 
 

@@ -97,8 +97,8 @@ _RECORDS = "lsc_long_runs"
 #: LSTM x2 3.7 s, x5 11.5 s; GRU 1.9 / 5.2 s; ALIF 1.3 / 3.6 s) a grid seed is about 15 min of
 #: one process. ``cpu-depth5``: the one comparison the paper's argument is
 #: about, target 0.5 against 1.0 at depth 5, trained for real on the CPU: GRU x5 at width 64
-#: (half the paper's, for 3x the steps), default / LSC 1.0 / LSC 0.5, 2 seeds, every training
-#: 7,000 training samples, 2 epochs (438 steps of 32), about 15 min of one process per run. ``full``: the
+#: (half the paper's, for 3x the steps), default / LSC 1.0 / LSC 0.5, 2 seeds, 7,000 training
+#: samples, 2 epochs (438 steps of 32), about 15 min of one process per run. ``full``: the
 #: paper's settings (a GPU). ``trace_every`` (optional): every so many optimiser steps, record
 #: the validation loss and accuracy, the radii and the gradient-norm probes in the run's
 #: ``trace`` (the diagnostics during training; they draw no random numbers of the run, so a
