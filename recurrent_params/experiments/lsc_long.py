@@ -644,8 +644,17 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def _mean_radii(rs: list[dict], key: str) -> str:
+    """``time: a b ...; depth: c d ...``: per kind, the mean over seeds of each layer's radius,
+    layer 0 first."""
     names = [k for k in rs[0].get(key, {}) if all(k in r.get(key, {}) for r in rs)]
-    return " ".join(f"{k}={_mean_sd([r[key][k] for r in rs])[0]:.2f}" for k in names)
+    parts = []
+    for kind in ("time", "depth"):
+        picked = sorted((k for k in names if k.endswith("." + kind)),
+                        key=lambda k: int(k.split(".")[0][5:]) if k[5:6].isdigit() else 0)
+        if picked:
+            parts.append(f"{kind}: " + " ".join(f"{_mean_sd([r[key][k] for r in rs])[0]:.2f}"
+                                                for k in picked))
+    return "; ".join(parts)
 
 
 def _log_grads(rs: list[dict], key: str, index: int) -> str:
@@ -668,7 +677,14 @@ def summary_table(runs: list[dict]) -> list[dict]:
     for r in runs:
         groups.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
     rows = []
-    for (cell, depth, init), rs in groups.items():
+
+    def order(key):
+        cell, depth, init = key
+        return (CELLS.index(cell) if cell in CELLS else len(CELLS), depth,
+                RNN_INITS.index(init) if init in RNN_INITS else len(RNN_INITS), init)
+
+    for (cell, depth, init), rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
+        rs = sorted(rs, key=lambda r: r["seed"])
         mean, sd = _mean_sd([r["test_acc"] for r in rs])
         rows.append({"net": cell, "depth": depth, "init": init, "seeds": len(rs),
                      "test_acc_mean": mean, "test_acc_sd": sd,
@@ -685,8 +701,9 @@ def summary_table(runs: list[dict]) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table (accuracy in %)."""
     lines = ["| net | depth | init | seeds | test acc. (%) | best epochs | epochs run | "
-             "radii at start of training | radii at end | log10 grad norm at t = 0 per layer, "
-             "start / end |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "radii at start of training (per layer, layer 0 first) | radii at end | "
+             "log10 grad norm at t = 0 per layer, start / end |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['depth']} | {r['init']} | {r['seeds']} | "
                      f"{100 * r['test_acc_mean']:.1f} +- {100 * r['test_acc_sd']:.1f} | "
