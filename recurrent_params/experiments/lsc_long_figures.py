@@ -35,8 +35,17 @@ def _mean(values: list[float]) -> float:
 
 
 def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs by (cell, depth, init), in the order of ``CELLS`` and ``RNN_INITS``, seeds sorted."""
+    from recurrent_params.experiments.lsc_digits import RNN_INITS
+    from recurrent_params.experiments.lsc_long import CELLS
+
+    def order(r):
+        return (CELLS.index(r["cell"]) if r["cell"] in CELLS else len(CELLS), r["cell"],
+                r["depth"], RNN_INITS.index(r["init"]) if r["init"] in RNN_INITS else 99,
+                r["init"], r["seed"])
+
     out: dict[tuple, list[dict]] = {}
-    for r in sorted(runs, key=lambda r: (r["cell"], r["depth"], r["seed"])):
+    for r in sorted(runs, key=order):
         out.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
     return out
 
@@ -56,7 +65,7 @@ def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_star
     from recurrent_params.experiments._output import save_figure
 
     groups = _groups(runs)
-    cells = sorted({c for c, _, _ in groups})
+    cells = list(dict.fromkeys(c for c, _, _ in groups))
     depths = sorted({d for _, d, _ in groups})
     if not cells:
         return
