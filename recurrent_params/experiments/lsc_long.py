@@ -563,7 +563,8 @@ def _describe(rec: dict) -> str:
 
 def run_long(args) -> dict | None:
     """``lsc --task smnist|fashion``: the resumable sweep; rank 0 prints and writes the tables
-    (``lsc_long.csv`` / ``.md``, the pre-training outcomes ``lsc_long_lsc.md``) and the figures
+    (``lsc_long.csv`` / ``.md``, narrowed for the docs ``lsc_long_compact.md``, the pre-training
+    outcomes ``lsc_long_lsc.md``) and the figures
     (``lsc_long_gradients.png``; ``lsc_long_trace.png`` when runs were traced), the other ranks
     return ``None``."""
     s = sizes_for(args)
@@ -623,6 +624,7 @@ def run_long(args) -> dict | None:
     write_table(table, Path(args.out) / "lsc_long.csv" if args.out is not None else None)
     if args.out is not None:
         from recurrent_params.experiments.lsc_long_figures import (
+            compact_table,
             lsc_outcome_table,
             plot_gradient_grid,
             plot_traces,
@@ -631,6 +633,7 @@ def run_long(args) -> dict | None:
         out = Path(args.out)
         (out / "lsc_long.md").write_text(markdown_table(table) + "\n")
         (out / "lsc_long_lsc.md").write_text(lsc_outcome_table(runs) + "\n")
+        (out / "lsc_long_compact.md").write_text(compact_table(runs) + "\n")
         plot_gradient_grid(runs, out / "lsc_long_gradients.png")
         plot_traces(runs, out / "lsc_long_trace.png")
     return {"task": s["task"], "sizes": s, "source": source, "table": table,

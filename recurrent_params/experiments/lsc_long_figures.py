@@ -11,6 +11,9 @@ sweep's records (one dict per finished run, as ``lsc_long_runs.jsonl`` holds the
   radius, against the optimiser step, one line per seed.
 * :func:`lsc_outcome_table`: per (network, init), how the pre-training ended: steps,
   converged seeds, and each transition that did not reach its target with the reason.
+* :func:`compact_table`: the main table narrowed for a web page: means over layers of the
+  radii, and the gradient at $t = 0$ of the lowest and the top layer only (the per-layer
+  numbers stay in ``lsc_long.md`` / ``.csv``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-__all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table"]
+__all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table",
+           "compact_table"]
 
 #: one colour per initialisation, shared by every figure
 INIT_COLORS = {"default": "tab:gray", "keras": "tab:blue", "lsc-1.0": "tab:orange",
@@ -169,4 +173,47 @@ def lsc_outcome_table(runs: list[dict]) -> str:
         converged = sum(bool(r.get("lsc_converged")) for r in rs)
         lines.append(f"| {cell} | {depth} | {init} | {steps} | {secs} | "
                      f"{converged} / {len(rs)} | {text or 'none'} |")
+    return "\n".join(lines)
+
+
+def _mean_kind(rs: list[dict], key: str, kind: str, skip_encoder: bool = False) -> float:
+    vals = [v for r in rs for k, v in (r.get(key) or {}).items()
+            if k.endswith("." + kind) and not (skip_encoder and k.startswith("layer0."))]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def compact_table(runs: list[dict]) -> str:
+    """Markdown, one row per (cell, depth, init): test accuracy mean +- SD (%), best epoch
+    (counted from 1) / epochs run per seed, the mean time radius and the mean depth radius of
+    the layers above the first (layer 0's depth transition is the encoder from the input) at
+    the start -> end of training, and log10 of the gradient norm at $t = 0$ of the lowest
+    and the top layer at the start -> end (mean of the log over seeds)."""
+    lines = ["| net | init | test acc. (%) | best / run epochs | time radius | depth radius "
+             "(layers 1+) | log10 grad t=0, lowest layer | top layer |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def grad(rs, key, which):
+        logs = []
+        for r in rs:
+            layers = _layers(r[key])
+            logs.append(_log10(r[key][layers[0 if which == "low" else -1]][0]))
+        return _mean(logs)
+
+    def arrow(a, b, fmt):
+        return f"{a:{fmt}} -> {b:{fmt}}"
+
+    for (cell, depth, init), rs in _groups(runs).items():
+        accs = [100 * r["test_acc"] for r in rs]
+        mean = sum(accs) / len(accs)
+        sd = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 \
+            else 0.0
+        epochs = " ".join(f"{r['best_epoch'] + 1}/{r['epochs_run']}" for r in rs)
+        time_r = arrow(_mean_kind(rs, "radii_start", "time"),
+                       _mean_kind(rs, "radii_end", "time"), ".2f")
+        depth_r = arrow(_mean_kind(rs, "radii_start", "depth", True),
+                        _mean_kind(rs, "radii_end", "depth", True), ".2f")
+        low = arrow(grad(rs, "grad_norms_start", "low"), grad(rs, "grad_norms_end", "low"), ".0f")
+        top = arrow(grad(rs, "grad_norms_start", "top"), grad(rs, "grad_norms_end", "top"), ".0f")
+        lines.append(f"| {cell.upper()} x{depth} | {init} | {mean:.1f} +- {sd:.1f} | {epochs} | "
+                     f"{time_r} | {depth_r} | {low} | {top} |")
     return "\n".join(lines)

@@ -71,6 +71,13 @@ def test_smnist_quick_runs_on_the_stand_in_and_records_radii_and_gradients(tmp_p
     outcome = (out / "lsc_long_lsc.md").read_text().splitlines()
     assert len(outcome) == 3 and outcome[2].startswith("| lstm | 2 | lsc-0.5 |")
     assert (out / "lsc_long_gradients.png").stat().st_size > 0
+    compact = (out / "lsc_long_compact.md").read_text().splitlines()
+    assert [row.split(" | ")[:2] for row in compact[2:]] == [["| LSTM x2", "default"],
+                                                             ["| LSTM x2", "lsc-0.5"]]
+    for rec, row in zip(recs, compact[2:]):  # best epoch counted from 1, the radii's means
+        assert f"{rec['best_epoch'] + 1}/{rec['epochs_run']}" in row
+        time_start = [v for k, v in rec["radii_start"].items() if k.endswith(".time")]
+        assert f"{sum(time_start) / len(time_start):.2f} -> " in row
     assert not (out / "lsc_long_trace.png").exists()  # traced runs only
     assert not list((out / "lsc_long_checkpoints").glob("*.pt"))  # cleaned up
 
