@@ -150,24 +150,37 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
 
 def lsc_outcome_table(runs: list[dict]) -> str:
     """Markdown: per (network, LSC init), the pre-training steps and seconds of each seed,
-    how many seeds converged, and each transition that did not reach its target (with the
-    reason the pre-trainer gave, and its floor when it had one)."""
+    how many seeds converged, and the transitions that did not reach their target: per kind,
+    the layers still more than the tolerance away when the steps ran out (in any seed), and
+    the time transitions left at their floor, with the floor of each seed."""
     lines = ["| net | depth | init | steps (per seed) | seconds (per seed) | converged | "
-             "transitions off target |", "|---|---|---|---|---|---|---|"]
+             "transitions off target (any seed) |", "|---|---|---|---|---|---|---|"]
     for (cell, depth, init), rs in _groups(runs).items():
         if not init.startswith("lsc"):
             continue
-        off: dict[str, set[str]] = {}
+        tol: dict[str, set[str]] = {}  # kind -> layers still off target at the last step
+        floors: dict[str, list[float]] = {}  # transition -> floors it was left at
+        other: set[str] = set()
         for r in rs:
             for name, st in (r.get("lsc_status") or {}).items():
-                if not st.get("reached", True):
-                    why = st.get("why", "")
-                    if st.get("floor") is not None and "floor" in why:
-                        why = f"floor {st['floor']:.3f}"
-                    elif "not within tolerance" in why:
-                        why = "not within tolerance at the last step"
-                    off.setdefault(name, set()).add(why or "not reached")
-        text = "; ".join(n + ": " + ", ".join(sorted(w)) for n, w in sorted(off.items()))
+                if st.get("reached", True):
+                    continue
+                layer, _, kind = name.partition(".")
+                why = st.get("why", "")
+                if st.get("floor") is not None and "floor" in why:
+                    floors.setdefault(name, []).append(st["floor"])
+                elif "not within tolerance" in why:
+                    tol.setdefault(kind or name, set()).add(layer[5:] if kind else name)
+                else:
+                    other.add(f"{name}: {why or 'not reached'}")
+        parts = [f"{kind} off target in layer(s) {', '.join(sorted(ls))}"
+                 for kind, ls in sorted(tol.items())]
+        if floors:
+            parts.append("time at its floor: " + ", ".join(
+                f"layer {n.split('.')[0][5:]} ({'/'.join(f'{f:.3g}' for f in fs)})"
+                for n, fs in sorted(floors.items())))
+        parts += sorted(other)
+        text = "; ".join(parts)
         steps = " ".join(str(r.get("lsc_steps", "-")) for r in rs)
         secs = " ".join(f"{r.get('lsc_seconds', 0.0):.0f}" for r in rs)
         converged = sum(bool(r.get("lsc_converged")) for r in rs)
