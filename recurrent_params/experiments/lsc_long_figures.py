@@ -19,6 +19,7 @@ sweep's records (one dict per finished run, as ``lsc_long_runs.jsonl`` holds the
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 __all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table",
@@ -217,9 +218,7 @@ def compact_table(runs: list[dict]) -> str:
 
     for (cell, depth, init), rs in _groups(runs).items():
         accs = [100 * r["test_acc"] for r in rs]
-        mean = sum(accs) / len(accs)
-        sd = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 \
-            else 0.0
+        mean, sd = statistics.fmean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
         epochs = " ".join(f"{r['best_epoch'] + 1}/{r['epochs_run']}" for r in rs)
         time_r = arrow(_mean_kind(rs, "radii_start", "time"),
                        _mean_kind(rs, "radii_end", "time"), ".2f")
