@@ -7,8 +7,9 @@ sweep's records (one dict per finished run, as ``lsc_long_runs.jsonl`` holds the
   lower layers of the depth-time grid (the quantity LSC's targets are meant to keep from
   vanishing or exploding).
 * :func:`plot_traces`: the runs that recorded a ``trace`` (``--trace-every``): validation
-  accuracy, that gradient norm at $t = 0$ of the lowest layer, and the mean time / depth
-  radius, against the optimiser step, one line per seed.
+  accuracy and loss, that gradient norm at $t = 0$ of the lowest layer, and the mean time
+  radius and mean depth radius (layers 1 and up), against the optimiser step, one line per
+  seed.
 * :func:`lsc_outcome_table`: per (network, init), how the pre-training ended: steps,
   converged seeds, and each transition that did not reach its target with the reason.
 * :func:`compact_table`: the main table narrowed for a web page: means over layers of the
@@ -106,9 +107,10 @@ def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_star
 
 
 def plot_traces(runs: list[dict], path: Path) -> bool:
-    """Validation accuracy, log10 gradient norm at $t = 0$ of layer 0, and the mean time /
-    depth radius against the optimiser step for every run with a ``trace`` (one line per
-    seed, colour per init). Returns whether there was anything to plot."""
+    """Validation accuracy and loss, log10 gradient norm at $t = 0$ of layer 0, the mean time
+    radius and the mean depth radius of layers 1 and up against the optimiser step for every
+    run with a ``trace`` (one line per seed, colour per init). Returns whether there was
+    anything to plot."""
     traced = [r for r in runs if r.get("trace")]
     if not traced:
         return False
@@ -119,7 +121,7 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
 
     from recurrent_params.experiments._output import save_figure
 
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.3))
     seen = set()
     for r in sorted(traced, key=lambda r: (r["init"], r["seed"])):
         color = INIT_COLORS.get(r["init"], "black")
@@ -130,15 +132,16 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
         radii = [r["radii_start"]] + [p["radii"] for p in r["trace"]]
         axes[0].plot(steps[1:], [100 * p["val_acc"] for p in r["trace"]], color=color,
                      label=label)
-        axes[1].plot(steps, [_log10(g["layer0"][0]) for g in g0], color=color, label=label)
-        for ax, kind in ((axes[2], "time"), (axes[3], "depth")):
-            vals = [[v for k, v in rd.items() if k.endswith("." + kind)] for rd in radii]
-            ax.plot(steps, [sum(v) / len(v) if v else math.nan for v in vals], color=color,
-                    label=label)
+        axes[1].plot(steps[1:], [p["val_loss"] for p in r["trace"]], color=color)
+        axes[2].plot(steps, [_log10(g["layer0"][0]) for g in g0], color=color)
+        for ax, kind in ((axes[3], "time"), (axes[4], "depth")):
+            ax.plot(steps, [_mean_kind([{"radii": rd}], "radii", kind, kind == "depth")
+                            for rd in radii], color=color)
     axes[0].set_ylabel("validation accuracy (%)")
-    axes[1].set_ylabel("log10 E|dL/ds| at t = 0, layer 0")
-    axes[2].set_ylabel("mean time radius")
-    axes[3].set_ylabel("mean depth radius")
+    axes[1].set_ylabel("validation loss")
+    axes[2].set_ylabel("log10 E|dL/ds| at t = 0, layer 0")
+    axes[3].set_ylabel("mean time radius")
+    axes[4].set_ylabel("mean depth radius (layers 1+)")
     for ax in axes:
         ax.set_xlabel("optimiser step")
     axes[0].legend(fontsize=7)
