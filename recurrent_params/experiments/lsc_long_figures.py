@@ -121,9 +121,11 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
 
     from recurrent_params.experiments._output import save_figure
 
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.3))
+    fig, grid = plt.subplots(2, 3, figsize=(12, 6.6))
+    axes, legend_ax = list(grid.flat[:5]), grid.flat[5]
     seen = set()
-    for r in sorted(traced, key=lambda r: (r["init"], r["seed"])):
+    rank = {init: i for i, init in enumerate(INIT_COLORS)}
+    for r in sorted(traced, key=lambda r: (rank.get(r["init"], len(rank)), r["init"], r["seed"])):
         color = INIT_COLORS.get(r["init"], "black")
         label = None if r["init"] in seen else r["init"]
         seen.add(r["init"])
@@ -144,7 +146,8 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
     axes[4].set_ylabel("mean depth radius (layers 1+)")
     for ax in axes:
         ax.set_xlabel("optimiser step")
-    axes[0].legend(fontsize=7)
+    legend_ax.axis("off")
+    legend_ax.legend(*axes[0].get_legend_handles_labels(), loc="center", title="init")
     name = {r["cell"].upper() + f" x{r['depth']}" for r in traced}
     fig.suptitle(", ".join(sorted(name)) + f" ({traced[0]['task']}, one line per seed)",
                  fontsize=9)
