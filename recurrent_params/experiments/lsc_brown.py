@@ -439,7 +439,7 @@ def summary_table(runs: list[dict]) -> list[dict]:
         tm, ts = _mean_sd([r["test_ppl"] for r in rs])
         rows.append({"net": net, "init": init, "seeds": len(rs), "params": rs[0]["params"],
                      "val_ppl_mean": vm, "val_ppl_sd": vs, "test_ppl_mean": tm,
-                     "test_ppl_sd": ts, "best_epochs": " ".join(str(r["best_epoch"])
+                     "test_ppl_sd": ts, "best_epochs": " ".join(str(r["best_epoch"] + 1)
                                                                 for r in rs),
                      "lsc": (" ".join(str(r["lsc_steps"]) for r in rs) + " steps, "
                              f"{sum(bool(r.get('lsc_converged')) for r in rs)} / {len(rs)} "
@@ -461,7 +461,7 @@ def _mean_kinds(rs: list[dict], key: str) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table."""
-    lines = ["| net | init | seeds | params | valid ppl | test ppl | best epochs | LSC | "
+    lines = ["| net | init | seeds | params | valid ppl | test ppl | best epochs (from 1) | LSC | "
              "mean radii at start of training | at end |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

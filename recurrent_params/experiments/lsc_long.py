@@ -672,10 +672,11 @@ def _log_grads(rs: list[dict], key: str, index: int) -> str:
 
 
 def summary_table(runs: list[dict]) -> list[dict]:
-    """One row per (cell, depth, init): test accuracy mean / SD over seeds, the best epochs and
-    epochs run of every seed, the mean radii (time and depth, per layer) at the start and at
-    the end of training, and per layer the mean log10 norm of the state gradient at $t = 0$
-    at the start and at the end of training."""
+    """One row per (cell, depth, init): test accuracy mean / SD over seeds, the best epochs
+    (counted from 1; the records count from 0) and epochs run of every seed, the mean radii
+    (time and depth, per layer) at the start and at the end of training, and per layer the
+    mean log10 norm of the state gradient at $t = 0$ at the start and at the end of
+    training."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
@@ -691,7 +692,7 @@ def summary_table(runs: list[dict]) -> list[dict]:
         mean, sd = _mean_sd([r["test_acc"] for r in rs])
         rows.append({"net": cell, "depth": depth, "init": init, "seeds": len(rs),
                      "test_acc_mean": mean, "test_acc_sd": sd,
-                     "best_epochs": " ".join(str(r["best_epoch"]) for r in rs),
+                     "best_epochs": " ".join(str(r["best_epoch"] + 1) for r in rs),
                      "epochs_run": " ".join(str(r["epochs_run"]) for r in rs),
                      "diverged": sum(bool(r["diverged"]) for r in rs),
                      "radii": _mean_radii(rs, "radii_start"),
@@ -703,7 +704,7 @@ def summary_table(runs: list[dict]) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a markdown table (accuracy in %)."""
-    lines = ["| net | depth | init | seeds | test acc. (%) | best epochs | epochs run | "
+    lines = ["| net | depth | init | seeds | test acc. (%) | best epochs (from 1) | epochs run | "
              "radii at start of training (per layer, layer 0 first) | radii at end | "
              "log10 grad norm at t = 0 per layer, start / end |",
              "|---|---|---|---|---|---|---|---|---|---|"]
