@@ -10,24 +10,15 @@ import pytest
 import torch
 
 from diagnostics import recurrent_parameter_groups
-from recurrent_params.cli import main
 from recurrent_params.experiments import long_memory as lm
+from tests._cli import read_jsonl
+from tests._cli import run_cli as _cli
 
 QUICK = ["long-memory", "--quick", "--no-progress", "--threads", "1"]
 
 
-def _cli(argv):
-    """The command line in this process, restoring the torch thread count."""
-    threads = torch.get_num_threads()
-    try:
-        return main(argv)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _records(folder):
-    path = folder / "long_memory_runs.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return read_jsonl(folder / "long_memory_runs.jsonl")
 
 
 def test_quick_preset_runs_end_to_end_and_writes_its_outputs(tmp_path, capsys):

@@ -11,25 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from recurrent_params.cli import main
 from recurrent_params.experiments import lsc_brown, lsc_long
+from tests._cli import read_jsonl
+from tests._cli import run_cli as _cli
 
 SMNIST = ["lsc", "--task", "smnist", "--quick", "--no-progress", "--threads", "1"]
 BROWN = ["lsc", "--task", "brown", "--quick", "--no-progress", "--threads", "1"]
 TINY = ["--train-size", "16", "--val-size", "8", "--test-size", "8"]
 
 
-def _cli(argv):
-    """The command line in this process, restoring the torch thread count."""
-    threads = torch.get_num_threads()
-    try:
-        return main(argv)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _records(folder, stem):
-    return [json.loads(line) for line in (folder / f"{stem}.jsonl").read_text().splitlines()]
+    return read_jsonl(folder / f"{stem}.jsonl")
 
 
 @pytest.fixture

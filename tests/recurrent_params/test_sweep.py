@@ -11,6 +11,7 @@ import torch
 
 from recurrent_params.cli import main
 from recurrent_params.experiments.sweep import Sweep, sweep
+from tests._cli import run_cli
 from tests._distributed import run_in_processes
 
 # --quick, shrunk further; --stack 1: every (student, seed) is its own configuration, so the
@@ -28,21 +29,12 @@ def _worker(rank: int, world: int) -> dict | None:
                 "result": json.loads(path.read_text()) if path.exists() else None}
 
 
-def _main_in_this_process(argv: list[str]) -> int:
-    """The command line in this process, restoring the torch thread count ``--threads`` sets."""
-    threads = torch.get_num_threads()
-    try:
-        return main(argv)
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_teacher_student_sweep_in_two_processes_gives_the_one_process_table(tmp_path):
     ranks = run_in_processes(_worker, 2, timeout=240)  # a bound, not a measurement
     assert [r["code"] for r in ranks] == [0, 0]
     assert ranks[0]["exists"] and not ranks[1]["exists"]  # rank 0 reports, rank 1 does not
-    assert _main_in_this_process([*ARGS, "--out", str(tmp_path)]) == 0
+    assert run_cli([*ARGS, "--out", str(tmp_path)]) == 0
     single = json.loads((tmp_path / "teacher-student.json").read_text())
     split = ranks[0]["result"]
     assert len(split["runs"]) == len(single["runs"]) == 2 * 2
@@ -119,7 +111,7 @@ def test_lsc_digits_sweep_in_two_processes_gives_the_one_process_table(tmp_path)
     ranks = run_in_processes(_digits_worker, 2, timeout=300)  # a bound, not a measurement
     assert [r["code"] for r in ranks] == [0, 0]
     assert ranks[1]["result"] is None and ranks[1]["logs"] == ["lsc_digits_runs.rank1.jsonl"]
-    assert _main_in_this_process([*DIGITS, "--out", str(tmp_path)]) == 0
+    assert run_cli([*DIGITS, "--out", str(tmp_path)]) == 0
     single = json.loads((tmp_path / "lsc.json").read_text())
     split = ranks[0]["result"]
     # one rnn and one ffn configuration: one per rank; the same runs, the same accuracies
