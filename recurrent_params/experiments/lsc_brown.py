@@ -416,6 +416,9 @@ def run_brown(args) -> dict | None:
     write_table(table, Path(args.out) / "lsc_brown.csv" if args.out is not None else None)
     if args.out is not None:
         (Path(args.out) / "lsc_brown.md").write_text(markdown_table(table) + "\n")
+        from recurrent_params.experiments.lsc_brown_figures import plot_perplexities
+
+        plot_perplexities(runs, Path(args.out) / "lsc_brown.png")
     return {"task": "brown", "sizes": s, "source": source, "table": table, "seconds": seconds,
             "skipped_lru_lsc": why, "runs": [{k: v for k, v in r.items() if k != "curve"}
                                              for r in runs]}

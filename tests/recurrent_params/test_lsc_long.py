@@ -129,6 +129,7 @@ def test_brown_quick_reads_a_corpus_folder_and_reports_perplexities(tmp_path, ca
     for r in recs:
         assert 1 < r["val_ppl"] < 10 * vocab and 1 < r["test_ppl"] < 10 * vocab
         assert r["epochs_run"] == 2
+    assert (out / "lsc_brown.png").stat().st_size > 0
     why = lsc_brown.lru_lsc_support()
     if why is None:
         assert "brown/lru2/lsc-0.5/seed0" in keys
