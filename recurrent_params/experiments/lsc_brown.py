@@ -454,12 +454,10 @@ def summary_table(runs: list[dict]) -> list[dict]:
 
 def _mean_kinds(rs: list[dict], key: str) -> str:
     """``time a / depth b``: the mean radius of each kind over the layers and the seeds."""
-    parts = []
-    for kind in ("time", "depth"):
-        vals = [v for r in rs for k, v in (r.get(key) or {}).items() if k.endswith("." + kind)]
-        if vals:
-            parts.append(f"{kind} {sum(vals) / len(vals):.2f}")
-    return " / ".join(parts) or "-"
+    from recurrent_params.experiments.lsc_long_figures import mean_radius
+
+    means = {kind: mean_radius(rs, key, kind) for kind in ("time", "depth")}
+    return " / ".join(f"{k} {v:.2f}" for k, v in means.items() if not math.isnan(v)) or "-"
 
 
 def markdown_table(rows: list[dict]) -> str:

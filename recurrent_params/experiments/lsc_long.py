@@ -79,7 +79,7 @@ from recurrent_params.experiments.spike_encoding import threshold_crossing
 __all__ = ["TASKS", "CELLS", "PRESETS", "ImageTask", "load_images", "standin_images",
            "build_net", "make_optimizer", "hidden_gradient_norms", "probe_times", "sizes_for",
            "train_run",
-           "run_long", "summary_table", "markdown_table", "summarize"]
+           "run_long", "group_runs", "summary_table", "markdown_table", "summarize"]
 
 TASKS = ("smnist", "fashion")
 CELLS = ("lstm", "gru", "alif")
@@ -418,6 +418,8 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"], [shuffle])
         state = ckpt["state"]
+        state.setdefault("step", 0)  # checkpoints written before runs were traced
+        state.setdefault("trace", [])
     else:
         state = {"epoch": -1, "curve": [], "bad": 0, "train_seconds": 0.0, "diverged": None,
                  "lsc": {}, "step": 0, "trace": []}
@@ -448,10 +450,10 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
             loss.backward()
             opt.step()
             total, seen = total + loss.item() * len(idx), seen + len(idx)
-            state["step"] = state.get("step", 0) + 1
+            state["step"] += 1
             if trace_every and state["step"] % trace_every == 0:
                 t_trace = time.perf_counter()
-                state.setdefault("trace", []).append(
+                state["trace"].append(
                     _trace_point(net, data, px, py, s["batch"], seed, epoch, state["step"]))
                 t0 += time.perf_counter() - t_trace  # not training time
         secs = time.perf_counter() - t0
@@ -485,7 +487,7 @@ def train_run(item: dict, s: dict, data: ImageTask, *, checkpoint: Path | None =
             "radii_start": state["radii_start"], "radii_end": _radii(net, px, seed),
             "grad_norms_start": state["grad_norms_start"],
             "grad_norms_end": hidden_gradient_norms(net, px, py), "curve": curve,
-            "trace": state.get("trace", [])}
+            "trace": state["trace"]}
 
 
 def _trace_point(net, data: ImageTask, px, py, batch: int, seed: int, epoch: int,
@@ -671,24 +673,29 @@ def _log_grads(rs: list[dict], key: str, index: int) -> str:
     return " ".join(parts)
 
 
+def group_runs(runs: list[dict]) -> dict[tuple[str, int, str], list[dict]]:
+    """Records by ``(cell, depth, init)``, in the order of :data:`CELLS`, depth and
+    ``RNN_INITS`` (unknown names last), each group's seeds in order: the rows of every table
+    and figure of the sweep."""
+    def order(r):
+        return (CELLS.index(r["cell"]) if r["cell"] in CELLS else len(CELLS), r["cell"],
+                r["depth"], RNN_INITS.index(r["init"]) if r["init"] in RNN_INITS else
+                len(RNN_INITS), r["init"], r["seed"])
+
+    out: dict[tuple[str, int, str], list[dict]] = {}
+    for r in sorted(runs, key=order):
+        out.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
+    return out
+
+
 def summary_table(runs: list[dict]) -> list[dict]:
     """One row per (cell, depth, init): test accuracy mean / SD over seeds, the best epochs
     (counted from 1; the records count from 0) and epochs run of every seed, the mean radii
     (time and depth, per layer) at the start and at the end of training, and per layer the
     mean log10 norm of the state gradient at $t = 0$ at the start and at the end of
     training."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
     rows = []
-
-    def order(key):
-        cell, depth, init = key
-        return (CELLS.index(cell) if cell in CELLS else len(CELLS), depth,
-                RNN_INITS.index(init) if init in RNN_INITS else len(RNN_INITS), init)
-
-    for (cell, depth, init), rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
-        rs = sorted(rs, key=lambda r: r["seed"])
+    for (cell, depth, init), rs in group_runs(runs).items():
         mean, sd = _mean_sd([r["test_acc"] for r in rs])
         rows.append({"net": cell, "depth": depth, "init": init, "seeds": len(rs),
                      "test_acc_mean": mean, "test_acc_sd": sd,

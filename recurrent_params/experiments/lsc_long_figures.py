@@ -23,8 +23,10 @@ import math
 import statistics
 from pathlib import Path
 
+from recurrent_params.experiments.lsc_long import group_runs
+
 __all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table",
-           "compact_table"]
+           "compact_table", "mean_radius"]
 
 #: one colour per initialisation, shared by every figure
 INIT_COLORS = {"default": "tab:gray", "keras": "tab:blue", "lsc-1.0": "tab:orange",
@@ -38,22 +40,6 @@ def _log10(v: float) -> float:
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if len(finite) == len(values) and finite else -math.inf
-
-
-def _groups(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """Runs by (cell, depth, init), in the order of ``CELLS`` and ``RNN_INITS``, seeds sorted."""
-    from recurrent_params.experiments.lsc_digits import RNN_INITS
-    from recurrent_params.experiments.lsc_long import CELLS
-
-    def order(r):
-        return (CELLS.index(r["cell"]) if r["cell"] in CELLS else len(CELLS), r["cell"],
-                r["depth"], RNN_INITS.index(r["init"]) if r["init"] in RNN_INITS else 99,
-                r["init"], r["seed"])
-
-    out: dict[tuple, list[dict]] = {}
-    for r in sorted(runs, key=order):
-        out.setdefault((r["cell"], r["depth"], r["init"]), []).append(r)
-    return out
 
 
 def _layers(norms: dict) -> list[str]:
@@ -70,7 +56,7 @@ def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_star
 
     from recurrent_params.experiments._output import save_figure
 
-    groups = _groups(runs)
+    groups = group_runs(runs)
     cells = list(dict.fromkeys(c for c, _, _ in groups))
     depths = sorted({d for _, d, _ in groups})
     if not cells:
@@ -137,7 +123,7 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
         axes[1].plot(steps[1:], [p["val_loss"] for p in r["trace"]], color=color)
         axes[2].plot(steps, [_log10(g["layer0"][0]) for g in g0], color=color)
         for ax, kind in ((axes[3], "time"), (axes[4], "depth")):
-            ax.plot(steps, [_mean_kind([{"radii": rd}], "radii", kind, kind == "depth")
+            ax.plot(steps, [mean_radius([{"radii": rd}], "radii", kind, kind == "depth")
                             for rd in radii], color=color)
     axes[0].set_ylabel("validation accuracy (%)")
     axes[1].set_ylabel("validation loss")
@@ -162,7 +148,7 @@ def lsc_outcome_table(runs: list[dict]) -> str:
     the time transitions left at their floor, with the floor of each seed."""
     lines = ["| net | depth | init | steps (per seed) | seconds (per seed) | converged | "
              "transitions off target (any seed) |", "|---|---|---|---|---|---|---|"]
-    for (cell, depth, init), rs in _groups(runs).items():
+    for (cell, depth, init), rs in group_runs(runs).items():
         if not init.startswith("lsc"):
             continue
         tol: dict[str, set[str]] = {}  # kind -> layers still off target at the last step
@@ -196,7 +182,10 @@ def lsc_outcome_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _mean_kind(rs: list[dict], key: str, kind: str, skip_encoder: bool = False) -> float:
+def mean_radius(rs: list[dict], key: str, kind: str, skip_encoder: bool = False) -> float:
+    """The mean of the ``kind`` ("time" or "depth") radii in ``r[key]`` over the layers and
+    the records ``rs`` (``skip_encoder``: without layer 0's depth transition, the encoder
+    from the input); NaN when there is none."""
     vals = [v for r in rs for k, v in (r.get(key) or {}).items()
             if k.endswith("." + kind) and not (skip_encoder and k.startswith("layer0."))]
     return sum(vals) / len(vals) if vals else math.nan
@@ -222,14 +211,14 @@ def compact_table(runs: list[dict]) -> str:
     def arrow(a, b, fmt):
         return f"{a:{fmt}} -> {b:{fmt}}"
 
-    for (cell, depth, init), rs in _groups(runs).items():
+    for (cell, depth, init), rs in group_runs(runs).items():
         accs = [100 * r["test_acc"] for r in rs]
         mean, sd = statistics.fmean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
         epochs = " ".join(f"{r['best_epoch'] + 1}/{r['epochs_run']}" for r in rs)
-        time_r = arrow(_mean_kind(rs, "radii_start", "time"),
-                       _mean_kind(rs, "radii_end", "time"), ".2f")
-        depth_r = arrow(_mean_kind(rs, "radii_start", "depth", True),
-                        _mean_kind(rs, "radii_end", "depth", True), ".2f")
+        time_r = arrow(mean_radius(rs, "radii_start", "time"),
+                       mean_radius(rs, "radii_end", "time"), ".2f")
+        depth_r = arrow(mean_radius(rs, "radii_start", "depth", True),
+                        mean_radius(rs, "radii_end", "depth", True), ".2f")
         low = arrow(grad(rs, "grad_norms_start", "low"), grad(rs, "grad_norms_end", "low"), ".0f")
         top = arrow(grad(rs, "grad_norms_start", "top"), grad(rs, "grad_norms_end", "top"), ".0f")
         lines.append(f"| {cell.upper()} x{depth} | {init} | {mean:.1f} +- {sd:.1f} | {epochs} | "
