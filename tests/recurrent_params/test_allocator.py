@@ -10,24 +10,21 @@ process that history is whatever ran before; in a fresh process it is known.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+_ROOT = Path(__file__).resolve().parents[2]  # the repository: ``tests._mallinfo`` imports there
+
 _PROBE = r"""
-import ctypes, ctypes.util, json, sys
+import json, sys
 import torch
 from recurrent_params.allocator import keep_freed_memory
+from tests._mallinfo import mallinfo2
 
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-info = getattr(libc, "mallinfo2", None)
+info = mallinfo2()
 if info is None:
     print(json.dumps(None)); sys.exit(0)
-info.restype = Mallinfo2
 kept = keep_freed_memory(sys.argv[1] == "keep")
 before = info()
 t = torch.empty(64 * 2**20, dtype=torch.uint8)
@@ -48,7 +45,7 @@ def _probe(mode: str) -> dict:
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc only")
     out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True,
-                         check=True, timeout=120).stdout
+                         check=True, timeout=120, cwd=_ROOT).stdout
     result = json.loads(out.strip().splitlines()[-1])
     if result is None or not result["kept"]:
         pytest.skip("needs glibc >= 2.33 (mallinfo2, mallopt)")

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from recurrent_params.cli import EXPERIMENTS, build_parser, main
+from tests._mallinfo import mallinfo2
 
 
 def test_help_lists_every_experiment(capsys):
@@ -149,8 +150,8 @@ def test_demo_lsc_part_is_the_measured_budget():
 def _console(env_value):
     code = ("import ctypes, sys; import recurrent_params.cli as c; sys.argv=['x', '--help'];\n"
             "try: c.console_main()\nexcept SystemExit: pass\n"
-            "from tests.recurrent_params.test_allocator import _mallinfo2\n"
-            "import torch; f = _mallinfo2(); before = f().hblkhd\n"
+            "from tests._mallinfo import mallinfo2\n"
+            "import torch; f = mallinfo2(); before = f().hblkhd\n"
             "t = torch.empty(64 * 2**20, dtype=torch.uint8)\n"
             "print(f().hblkhd - before)")
     env = {**__import__("os").environ, "RECURRENT_PARAMS_KEEP_FREED_MEMORY": env_value}
@@ -160,9 +161,7 @@ def _console(env_value):
 
 
 def test_console_script_keeps_freed_memory_unless_told_not_to():
-    from tests.recurrent_params.test_allocator import _mallinfo2
-
-    if _mallinfo2() is None:
+    if mallinfo2() is None:
         pytest.skip("needs glibc >= 2.33 (mallinfo2)")
     assert _console("1") == 0  # a 64 MiB tensor comes from the heap, not a fresh mmap
     assert _console("0") >= 64 * 2**20
