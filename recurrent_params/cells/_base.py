@@ -89,8 +89,11 @@ class RecurrentCell(ComplexSafeModule):
     $y_t = g(h_t, x_t)$.
 
     ``forward`` / ``step`` / ``readout`` validate their inputs and fill in the state, then call
-    ``_sequence(x, state)`` / ``_step(x_t, state)`` / ``_readout(x_t, state)`` of the
-    subclass; a subclass's ``_step`` computes the new state and returns
+    ``_sequence(x, state, mode)`` / ``_step(x_t, state)`` / ``_readout(x_t, state)`` of the
+    subclass (``mode`` is how this call runs the sequence, ``"scan"`` or ``"fft"``: the
+    cell's :attr:`mode` except where the FFT mode's non-finite fallback asks for the scan,
+    which it does without writing to the module, so concurrent calls never see each other's
+    mode); a subclass's ``_step`` computes the new state and returns
     ``(self._readout(x_t, h), h)``, so that ``step`` and ``readout`` cannot disagree.
 
     Subclasses set ``d_input``, ``d_state``, ``d_output``, ``is_complex`` and own a real
@@ -232,35 +235,26 @@ class RecurrentCell(ComplexSafeModule):
             )
         # one reduction: a NaN/inf anywhere makes the sum non-finite (11x cheaper than
         # isfinite().all(); a rare overflow of the sum alone is sorted out row by row)
-        if getattr(self, "_mode", "scan") == "fft" and (
-            x.shape[0] == 0 or not all_finite(x.detach().sum())
-        ):
+        mode = getattr(self, "_mode", "scan")
+        if mode == "fft" and (x.shape[0] == 0 or not all_finite(x.detach().sum())):
             return self._scan_nonfinite_rows(x, state)
-        return self._sequence(x, state)
-
-    def _scan_on(self, x: torch.Tensor, state: torch.Tensor | None):
-        """``_sequence`` in scan mode (the mode is switched back afterwards)."""
-        mode, self._mode = self._mode, "scan"
-        try:
-            return self._sequence(x, state)
-        finally:
-            self._mode = mode
+        return self._sequence(x, state, mode)
 
     def _scan_nonfinite_rows(self, x: torch.Tensor, state: torch.Tensor | None):
         """FFT mode's fallback: the sequences with a NaN/inf (and an empty batch) run on the
         scan, the others on the FFT; the rows are put back in order."""
         bad = ~torch.isfinite(x).flatten(1).all(1)  # (B,)
         if x.shape[0] == 0 or bool(bad.all()):
-            return self._scan_on(x, state)
+            return self._sequence(x, state, "scan")
         if not bool(bad.any()):  # every entry finite: only the sum overflowed
-            return self._sequence(x, state)
+            return self._sequence(x, state, "fft")
         good = ~bad
 
         def rows(t, m):
             return None if t is None else t[m]
 
-        y_bad, h_bad = self._scan_on(x[bad], rows(state, bad))
-        y_good, h_good = self._sequence(x[good], rows(state, good))
+        y_bad, h_bad = self._sequence(x[bad], rows(state, bad), "scan")
+        y_good, h_good = self._sequence(x[good], rows(state, good), "fft")
         y = y_good.new_zeros(x.shape[0], *y_good.shape[1:])
         h = h_good.new_zeros(x.shape[0], *h_good.shape[1:])
         y = y.index_put((good,), y_good).index_put((bad,), y_bad)  # (B, L, d_out)
@@ -358,7 +352,7 @@ class RecurrentCell(ComplexSafeModule):
         """``(K, D)``: the kernel without the skip term and the skip matrix."""
         raise TypeError(f"{self._name} is not linear time-invariant: it has no impulse response")
 
-    def _sequence(self, x, state):  # pragma: no cover - abstract
+    def _sequence(self, x, state, mode):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _step(self, x_t, state):  # pragma: no cover - abstract

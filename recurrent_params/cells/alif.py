@@ -254,7 +254,7 @@ class ALIF(RecurrentCell):
         new = self._update(x_t, state)
         return self._readout(x_t, new), new
 
-    def _sequence(self, x, state):
+    def _sequence(self, x, state, mode):
         s = self.initial_state(x.shape[0]) if state is None else state  # (B, d_state)
         zs = []
         for x_t in x.unbind(1):

@@ -75,9 +75,9 @@ class DenseRNN(RecurrentCell):
         self.C = nn.Parameter(normal(d_output, d_state, std=1 / math.sqrt(d_state)))
         self.D = nn.Parameter(normal(d_output, d_input, std=1 / math.sqrt(d_input)))
 
-    def _sequence(self, x, state):
+    def _sequence(self, x, state, mode):
         A, C = self.A, self.C
-        if self.mode == "fft":
+        if mode == "fft":
             y, last = dense_conv(A, self.B, C, x, state)  # (B, L, d_out), (B, N)
             return y + x @ self.D.T, last
         bx = x @ self.B.T  # (B, L, N)

@@ -141,9 +141,9 @@ class DiagonalRNN(RecurrentCell):
     def _effective(self):
         return self.lam, self.B  # (N,), (N, d_in) with gamma already applied
 
-    def _sequence(self, x, state):
+    def _sequence(self, x, state, mode):
         lam, B = self._effective()
-        if self.mode == "fft":
+        if mode == "fft":
             y, last = diagonal_conv(lam, B, self.C, x, state)  # (B, L, d_out), (B, N)
             return y + x @ self.D.T, last
         h = linear_scan(lam, input_proj(x, B), state)  # (B, L, N)

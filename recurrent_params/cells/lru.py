@@ -131,8 +131,8 @@ class LRU(RecurrentCell):
         norms = [p for p in self.parametrizations.B if isinstance(p, InputNorm)]
         return norms[-1].gamma(self.lam) if norms else None
 
-    def _sequence(self, x, state):
-        if self.mode == "fft":
+    def _sequence(self, x, state, mode):
+        if mode == "fft":
             y, last = diagonal_conv(self.lam, self.B, self.C, x, state)  # (B, L, H), (B, N)
             return y + self.D * x, last
         h = linear_scan(self.lam, input_proj(x, self.B), state)  # (B, L, N)

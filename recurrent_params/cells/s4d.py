@@ -213,11 +213,11 @@ class S4D(RecurrentCell):
     def _kernel(self, length):
         return torch.diag_embed(self.kernel(length).T), torch.diag(self.D)  # (L, H, H), (H, H)
 
-    def _sequence(self, x, state):
+    def _sequence(self, x, state, mode):
         lam, dB = self.discretize()  # (H, N)
         C = self.C
         Bsz, L, H = x.shape
-        if self.mode == "scan":
+        if mode == "scan":
             u = (x.unsqueeze(-1) * dB).reshape(Bsz, L, self.d_state)  # (B, L, H N)
             h = linear_scan(lam.reshape(-1), u, state)  # (B, L, H N)
             y = _modal_output(h.reshape(Bsz, L, H, self.n_modes), C) + self.D * x  # (B, L, H)

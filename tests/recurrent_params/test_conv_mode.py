@@ -265,6 +265,28 @@ def test_fft_mode_is_causal_on_nonfinite_input(cell, bad, with_h0):
     assert cell.mode == "fft"  # the fallback leaves the mode as it was
 
 
+def test_fft_fallback_never_writes_the_mode(cell):
+    """The scan for the non-finite rows is asked for by argument: a second thread using the
+    same module meanwhile sees ``mode == "fft"`` throughout (it once flipped ``cell._mode``)."""
+    cell.mode = "fft"
+    seen = []
+    inner = cell._sequence
+
+    def spy(x, state, mode):
+        seen.append((cell.mode, mode))
+        return inner(x, state, mode)
+
+    cell._sequence = spy
+    x = torch.randn(3, 20, cell.d_input, dtype=torch.float64)
+    x[1, 5, 0] = float("nan")
+    with torch.no_grad():
+        cell(x)
+        cell(x[1:2])  # every row non-finite: all on the scan
+    del cell._sequence
+    assert {m for _, m in seen} == {"scan", "fft"}
+    assert all(module_mode == "fft" for module_mode, _ in seen)
+
+
 def test_fft_fallback_gradients_are_the_scan_modes():
     torch.manual_seed(0)
     cell = LRU(2, 4).double()
