@@ -82,6 +82,17 @@ def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
 _MAX_ROWS = 1 << 14
 
 
+#: 16-bit floats have no eigendecomposition, QR or SVD in torch: their Jacobians (and the
+#: Arnoldi basis of the matrix-free path) are held in float32, the products run in the model's
+#: own dtype
+_WIDER = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
+def _working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the radii are computed in: float32 for a 16-bit model, else the model's."""
+    return _WIDER.get(dtype, dtype)
+
+
 def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.Tensor:
     """``J_b t_{b,j}`` for tangents ``(B, k, c)``, batched as ``B*c`` replicated rows.
 
@@ -117,18 +128,18 @@ def _bilinear(g, u: torch.Tensor, ctx: tuple, left: torch.Tensor,
         out = g(U, *C)  # (B*r, k)
         if not out.requires_grad:
             return u.new_zeros(batch)
-        L = left.transpose(1, 2).reshape(batch * cols, -1)
+        L = left.transpose(1, 2).reshape(batch * cols, -1).to(out.dtype)
         R = right.transpose(1, 2).reshape(batch * cols, -1)
         jtl = torch.autograd.grad(out, U, L, create_graph=True, allow_unused=True)[0]
     if jtl is None:
         return u.new_zeros(batch)
-    return (jtl * R).reshape(batch, -1).sum(1)
+    return (jtl.to(R.dtype) * R).reshape(batch, -1).sum(1)
 
 
 def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     k = u.shape[1]
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
-    jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
+    jac = _apply_jvp(g, u, ctx, eye).to(_working_dtype(u.dtype))  # (B, k, k)
     _check_finite(jac, f"the Jacobian of {name}")
     return differentiable_spectral_radius(jac)  # (B,)
 
@@ -164,13 +175,15 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
     def matvec(v):
         if not out.requires_grad:
             return torch.zeros_like(v)
-        grad = torch.autograd.grad(out, ug, v, retain_graph=True, allow_unused=True)[0]
-        return torch.zeros_like(v) if grad is None else grad
+        grad = torch.autograd.grad(out, ug, v.to(out.dtype), retain_graph=True,
+                                   allow_unused=True)[0]
+        return torch.zeros_like(v) if grad is None else grad.to(v.dtype)
 
-    u0 = torch.randn(u.shape, generator=generator).to(u)
+    work = _working_dtype(u.dtype)  # the Arnoldi basis's dtype
+    u0 = torch.randn(u.shape, generator=generator).to(u.device, work)
     if start is not None:  # a unit warm vector plus a little of the random one
-        tiny = torch.finfo(u.dtype).tiny
-        start = start.detach().to(u)
+        tiny = torch.finfo(work).tiny
+        start = start.detach().to(u.device, work)
         u0 = (start / start.norm(dim=1, keepdim=True).clamp_min(tiny)
               + _WARM_NOISE * u0 / u0.norm(dim=1, keepdim=True).clamp_min(tiny))
         krylov_dim = max(1, (krylov_dim * _WARM_FRACTION[0]) // _WARM_FRACTION[1])
@@ -246,7 +259,9 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
         name: how errors name the transition.
 
     Returns:
-        ``(B,)`` radii.
+        ``(B,)`` radii, in the point's dtype; float32 for a float16 / bfloat16 point (torch
+        has no eigendecomposition in 16 bits: the map and its products run in 16 bits, the
+        Jacobian or Arnoldi basis is held in float32).
 
     Raises:
         FloatingPointError: when the point, the context, the map's output, the Jacobian or
@@ -368,8 +383,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
 
     Returns:
         ``{transition name: mean radius}``: Python floats, or 0-d tensors with
-        ``as_tensors=True``; names are ``linear<i>`` for an FFN and ``layer<l>.time`` /
-        ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
+        ``as_tensors=True`` (float32 for a float16 / bfloat16 model, whose products run in 16
+        bits; see :func:`spectral_radius`); names are ``linear<i>`` for an FFN and
+        ``layer<l>.time`` / ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
 
     Raises:
         TypeError: ``warm_start`` is neither ``None`` nor a dict.

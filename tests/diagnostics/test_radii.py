@@ -220,3 +220,28 @@ def test_ffn_with_leading_flatten_and_image_inputs():
     nn.init.orthogonal_(net[1].weight)
     radii = transition_radii(net, torch.randn(5, 3, 4))
     assert radii == {"linear1": pytest.approx(1.0, abs=1e-5)}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("method", ["exact", "matrix_free"])
+def test_16_bit_models_get_the_float32_radii_to_their_precision(dtype, method):
+    """torch has no 16-bit eigendecomposition: the products run in 16 bits, the Jacobian or
+    the Arnoldi basis is float32; the radii are the float32 model's to 16-bit rounding, and
+    differentiable in the 16-bit weights."""
+    torch.manual_seed(0)
+    net = nn.LSTM(6, 24, 2, batch_first=True)
+    x = torch.randn(8, 7, 6)
+    ref = transition_radii(net, x, method=method, krylov_dim=24,
+                           generator=torch.Generator().manual_seed(0))
+    low = net.to(dtype)
+    got = transition_radii(low, x.to(dtype), method=method, krylov_dim=24, as_tensors=True,
+                           generator=torch.Generator().manual_seed(0))
+    assert set(got) == set(ref)
+    for name, r in got.items():
+        assert r.dtype == torch.float32
+        assert abs(float(r.detach()) - ref[name]) <= 0.05 * ref[name] + 1e-3, name
+    sum(got.values()).backward()
+    grads = [p.grad for p in low.parameters()]
+    assert all(g is not None and g.dtype == dtype and bool(torch.isfinite(g).all())
+               for g in grads)
+    assert any(bool(g.abs().sum() > 0) for g in grads)
