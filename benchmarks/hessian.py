@@ -74,7 +74,7 @@ def _worker(kind: str, d_state: int, batch: int, length: int) -> None:
     if kind == "chunked":
         h = op.dense()
     else:
-        h = torch.func.hessian(op._loss_of)(theta)
+        h = torch.func.hessian(op.loss_at)(theta)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_extra_mib": _rss_mib() - before,
                       "hessian_mib": h.numel() * h.element_size() / 2**20}))
@@ -197,7 +197,7 @@ def main() -> None:
     op.hvp(v[:2])  # resolves the backend
     t_one, _ = _median_time(lambda: op.hvp(v[0]), args.repeats)
     t_64, _ = _median_time(lambda: op.hvp(v), args.repeats)
-    mode = "" if op._hvp.vmap else ", looped over the cached gradient graph"
+    mode = "" if op.batched_products else ", looped over the cached gradient graph"
     print(f"\n## HVPs (backend {op.backend}{mode})\none HVP: {1e3 * t_one:.1f} ms; a block of 64: "
           f"{1e3 * t_64 / 64:.1f} ms per vector ({t_one / (t_64 / 64):.1f}x cheaper)")
 

@@ -91,10 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     for label, kwargs in (("default (grad step + shuffle)", {}),
                           ("no gradient step", {"grad_step": False})):
         pre = LSCPretrainer(model, x, progress=False, **kwargs)
-        pre._measure(grad=False)  # resolve targets (and warm up)
-        pre._is_ffn = False
-        pre._one_step(0.05)
-        times = _times(lambda pre=pre: pre._one_step(0.05), args.repeats)
+        pre.take_step()  # the first measurement (radii before) and a warm-up step
+        times = _times(pre.take_step, args.repeats)
         for stat, f in (("median", statistics.median), ("mean", statistics.fmean)):
             t = {k: f(v) for k, v in times.items()}
             print(f"one pre-training step, {label:<30} {stat:>6}: {_fmt(t, base, args.clock)}")
@@ -103,11 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         import pstats
 
         pre = LSCPretrainer(model, x, progress=False)
-        pre._measure(grad=False)
-        pre._is_ffn = False
-        pre._one_step(0.05)
+        pre.take_step()
         prof = cProfile.Profile(time.thread_time if args.clock == "cpu" else time.perf_counter)
-        prof.runcall(pre._one_step, 0.05)
+        prof.runcall(pre.take_step)
         pstats.Stats(prof).sort_stats("tottime").print_stats(16)
     if args.no_exact:
         return

@@ -226,7 +226,7 @@ class HessianOperator:
                                     reduction=reduction, device=self.device,
                                     check=(self._theta.numel(),))
         self.reducer.check_identical(self._theta, "the parameters")
-        self._hvp = HVPEngine(self._loss_of, self._theta, backend)
+        self._hvp = HVPEngine(self.loss_at, self._theta, backend)
         self._dense: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ basic properties
@@ -255,6 +255,13 @@ class HessianOperator:
         """The HVP backend in use (resolved after the first product when ``"auto"``)."""
         return self._hvp.name
 
+    @property
+    def batched_products(self) -> bool:
+        """Whether a block of vectors is multiplied in one ``vmap``-ed product (``False``:
+        looped over the cached gradient graph, for models that ``vmap`` cannot batch);
+        known after the first product."""
+        return self._hvp.vmap
+
     def flat_parameters(self) -> torch.Tensor:
         """The point $\\theta$ (a detached copy), shape ``(P,)``."""
         return self._theta.clone()
@@ -268,11 +275,16 @@ class HessianOperator:
         return (
             f"HessianOperator(num_params={self.num_params}, blocks={len(self.blocks)}, "
             f"dtype={self.dtype}, device={self.device}, backend={self.backend!r}"
-            + ("" if self._hvp.vmap or not self._hvp.resolved else ", looped") + ")"
+            + ("" if self.batched_products or not self._hvp.resolved else ", looped") + ")"
         )
 
     # ------------------------------------------------------------------ loss and products
-    def _loss_of(self, theta: torch.Tensor) -> torch.Tensor:
+    def loss_at(self, theta: torch.Tensor) -> torch.Tensor:
+        r"""The loss at a flat parameter vector ``theta`` (``(P,)``, the layout of
+        :meth:`flat_parameters`) on this rank's batch, as a 0-d tensor that ``torch.func``
+        transforms can differentiate: ``torch.func.hessian(op.loss_at)(op.flat_parameters())``
+        is the dense Hessian by torch's own route (the reference the operator's products are
+        tested and benchmarked against; it holds every intermediate at once)."""
         params = unflatten_vector(theta, self.blocks)
         out = functional_call(self.model, {**self._fixed, **params}, self._inputs, strict=False)
         loss = self.loss_fn(out, self._targets)
@@ -283,11 +295,11 @@ class HessianOperator:
     def loss(self) -> float:
         """The loss at $\\theta$ (of the whole batch of the process group, if any)."""
         with torch.no_grad():
-            return float(self.reducer.reduce_(self._loss_of(self._theta).detach().clone()))
+            return float(self.reducer.reduce_(self.loss_at(self._theta).detach().clone()))
 
     def gradient(self) -> torch.Tensor:
         """The gradient $\\nabla_\\theta \\ell$, shape ``(P,)`` (reduced like the loss)."""
-        return self.reducer.reduce_(torch.func.grad(self._loss_of)(self._theta))
+        return self.reducer.reduce_(torch.func.grad(self.loss_at)(self._theta))
 
     def hvp(self, vectors: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
         """Hessian-vector products of a block of row vectors.

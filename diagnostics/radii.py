@@ -53,8 +53,10 @@ from diagnostics.distributed import ShardReducer, resolve_process_group, unwrap_
 from diagnostics.spectral_radius_grad import differentiable_spectral_radius
 from diagnostics.transitions import (
     DEFAULT_SEQ_LEN,
+    HALF_DTYPES,
     Transition,
     first_tensor,
+    float32_map,
     gaussian_inputs,
     model_transitions,
 )
@@ -80,17 +82,6 @@ def _restricted(fn: Callable[..., torch.Tensor], point: torch.Tensor,
 
 #: rows per forward-mode call when Jacobian columns are batched as replicated rows
 _MAX_ROWS = 1 << 14
-
-
-#: 16-bit floats have no eigendecomposition, QR or SVD in torch: their Jacobians (and the
-#: Arnoldi basis of the matrix-free path) are held in float32, the products run in the model's
-#: own dtype
-_WIDER = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
-
-
-def _working_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the radii are computed in: float32 for a 16-bit model, else the model's."""
-    return _WIDER.get(dtype, dtype)
 
 
 def _apply_jvp(g, u: torch.Tensor, ctx: tuple, tangents: torch.Tensor) -> torch.Tensor:
@@ -128,18 +119,18 @@ def _bilinear(g, u: torch.Tensor, ctx: tuple, left: torch.Tensor,
         out = g(U, *C)  # (B*r, k)
         if not out.requires_grad:
             return u.new_zeros(batch)
-        L = left.transpose(1, 2).reshape(batch * cols, -1).to(out.dtype)
+        L = left.transpose(1, 2).reshape(batch * cols, -1)
         R = right.transpose(1, 2).reshape(batch * cols, -1)
         jtl = torch.autograd.grad(out, U, L, create_graph=True, allow_unused=True)[0]
     if jtl is None:
         return u.new_zeros(batch)
-    return (jtl.to(R.dtype) * R).reshape(batch, -1).sum(1)
+    return (jtl * R).reshape(batch, -1).sum(1)
 
 
 def _exact(g, u: torch.Tensor, ctx: tuple, name: str) -> torch.Tensor:
     k = u.shape[1]
     eye = torch.eye(k, dtype=u.dtype, device=u.device).expand(u.shape[0], k, k)
-    jac = _apply_jvp(g, u, ctx, eye).to(_working_dtype(u.dtype))  # (B, k, k)
+    jac = _apply_jvp(g, u, ctx, eye)  # (B, k, k)
     _check_finite(jac, f"the Jacobian of {name}")
     return differentiable_spectral_radius(jac)  # (B,)
 
@@ -175,15 +166,13 @@ def _matrix_free(g, u: torch.Tensor, ctx: tuple, krylov_dim: int, max_restarts: 
     def matvec(v):
         if not out.requires_grad:
             return torch.zeros_like(v)
-        grad = torch.autograd.grad(out, ug, v.to(out.dtype), retain_graph=True,
-                                   allow_unused=True)[0]
-        return torch.zeros_like(v) if grad is None else grad.to(v.dtype)
+        grad = torch.autograd.grad(out, ug, v, retain_graph=True, allow_unused=True)[0]
+        return torch.zeros_like(v) if grad is None else grad
 
-    work = _working_dtype(u.dtype)  # the Arnoldi basis's dtype
-    u0 = torch.randn(u.shape, generator=generator).to(u.device, work)
+    u0 = torch.randn(u.shape, generator=generator).to(u)
     if start is not None:  # a unit warm vector plus a little of the random one
-        tiny = torch.finfo(work).tiny
-        start = start.detach().to(u.device, work)
+        tiny = torch.finfo(u.dtype).tiny
+        start = start.detach().to(u)
         u0 = (start / start.norm(dim=1, keepdim=True).clamp_min(tiny)
               + _WARM_NOISE * u0 / u0.norm(dim=1, keepdim=True).clamp_min(tiny))
         krylov_dim = max(1, (krylov_dim * _WARM_FRACTION[0]) // _WARM_FRACTION[1])
@@ -260,8 +249,8 @@ def spectral_radius(fn: Callable[..., torch.Tensor], point: torch.Tensor,
 
     Returns:
         ``(B,)`` radii, in the point's dtype; float32 for a float16 / bfloat16 point (torch
-        has no eigendecomposition in 16 bits: the map and its products run in 16 bits, the
-        Jacobian or Arnoldi basis is held in float32).
+        has no 16-bit eigendecomposition: the map runs in 16 bits, seen through
+        :func:`~diagnostics.transitions.float32_map`).
 
     Raises:
         FloatingPointError: when the point, the context, the map's output, the Jacobian or
@@ -291,6 +280,8 @@ def _radius_and_ritz(fn, point, context=(), *, method="auto", max_exact=128, kry
     if method not in ("auto", "exact", "matrix_free"):
         raise ValueError(f"method must be 'auto', 'exact' or 'matrix_free', got {method!r}")
     context = tuple(c.detach() for c in context)
+    if point.dtype in HALF_DTYPES:  # no 16-bit eigvals / QR: the map seen through float32
+        fn, point = float32_map(fn, point.dtype), point.float()
     _check_finite(point, f"the point of {name}")
     for i, c in enumerate(context):
         _check_finite(c, f"context tensor {i} of {name}")
@@ -383,9 +374,9 @@ def transition_radii(model: nn.Module | Sequence[Transition],
 
     Returns:
         ``{transition name: mean radius}``: Python floats, or 0-d tensors with
-        ``as_tensors=True`` (float32 for a float16 / bfloat16 model, whose products run in 16
-        bits; see :func:`spectral_radius`); names are ``linear<i>`` for an FFN and
-        ``layer<l>.time`` / ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
+        ``as_tensors=True`` (float32 for a float16 / bfloat16 model, see
+        :func:`spectral_radius`); names are ``linear<i>`` for an FFN and ``layer<l>.time`` /
+        ``layer<l>.depth`` (/ ``decoder``) for recurrent stacks.
 
     Raises:
         TypeError: ``warm_start`` is neither ``None`` nor a dict.

@@ -13,7 +13,8 @@ Modules, one concept each: :mod:`.protocol` (the types), :mod:`.torch_rnn` (torc
 and LSTM stepped by hand), :mod:`.cells` (the package's cells, ALIF's floor), :mod:`.stack`
 (the tracer of a stack of layers), :mod:`.deep` (residual stacks of
 :mod:`recurrent_params.deep`), :mod:`.ffn` (feed-forward networks), :mod:`.model` (the
-dispatch), :mod:`.inputs` (input shapes and Gaussian inputs).
+dispatch), :mod:`.inputs` (input shapes and Gaussian inputs), :mod:`.precision` (16-bit
+transitions through a float32 view).
 
 This is the public protocol for models the package does not know: define
 ``lsc_transitions(inputs) -> list[Transition]`` (and ``lsc_input_shape``) on the model.
@@ -32,10 +33,12 @@ from diagnostics.transitions.inputs import (
     input_shape,
 )
 from diagnostics.transitions.model import model_transitions
+from diagnostics.transitions.precision import HALF_DTYPES, float32_map, in_float32
 from diagnostics.transitions.protocol import PROTOCOL_HELP, Driver, Transition
 
 __all__ = ["Driver", "Transition", "model_transitions", "gaussian_inputs", "input_shape",
-           "first_tensor", "DEFAULT_SEQ_LEN", "PROTOCOL_HELP"]
+           "first_tensor", "DEFAULT_SEQ_LEN", "PROTOCOL_HELP", "HALF_DTYPES", "float32_map",
+           "in_float32"]
 
 
 def lsc_transitions(*args, **kwargs):

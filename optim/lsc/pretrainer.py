@@ -382,9 +382,31 @@ class LSCPretrainer:
         finally:
             self.model.train(was_training)
 
-    def _run(self, num_steps: int | None) -> LSCResult:
-        from tqdm.auto import tqdm
+    def take_step(self) -> dict[str, Any]:
+        """One pre-training step, as :meth:`run` takes each: measure every transition's
+        radius on the next batch, take the gradient step on the mean of
+        $(\bar\rho - \text{target})^2$ and rescale (and maybe shuffle) the drivers. The first
+        step (of this or :meth:`run`) also measures the radii before. Nothing of the end of a
+        run happens (best weights restored, final radii, warnings): call :meth:`run` for
+        those, or to go on. A step that finds the run converged measures only and sets
+        :attr:`converged`. ``max_steps`` does not bound these calls. A collective call with a
+        process group.
 
+        Returns:
+            The step's record, the last entry of :attr:`history`: ``radii``, ``loss``,
+            ``max_dev``, ``window_dev``, ``floored`` and ``step``.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self._begin()
+            self._one_step(self._default_tolerance())
+        finally:
+            self.model.train(was_training)
+        return self.history[-1]
+
+    def _begin(self) -> None:
+        """The first measurement (radii and saturation before), once; the model kind."""
         if self.radii_before is None:
             if self.reducer.active:  # start from the same weights everywhere (as DDP does)
                 with torch.no_grad():
@@ -397,6 +419,11 @@ class LSCPretrainer:
             self.saturation_before = self._saturation(transitions)
         if self._is_ffn is None:
             self._is_ffn = False
+
+    def _run(self, num_steps: int | None) -> LSCResult:
+        from tqdm.auto import tqdm
+
+        self._begin()
         tol = self._default_tolerance()
         limit = self.max_steps if num_steps is None else min(self.max_steps,
                                                               self.step + num_steps)

@@ -249,6 +249,29 @@ def test_auto_backend_falls_back_with_a_warning():
     torch.testing.assert_close(h, ref)
 
 
+def test_loss_at_is_the_operators_loss_and_torch_func_takes_its_hessian():
+    model, x, y = _mlp_problem()
+    op = HessianOperator(model, mse, (x, y), progress=False)
+    theta = op.flat_parameters()
+    assert float(op.loss_at(theta)) == pytest.approx(op.loss(), rel=1e-14)
+    torch.testing.assert_close(hessian(op.loss_at)(theta), _mlp_reference(model, x, y),
+                               rtol=1e-10, atol=1e-12)
+    moved = theta + 0.1  # any point, not only the operator's
+    assert float(op.loss_at(moved)) != pytest.approx(op.loss())
+
+
+def test_batched_products_says_whether_blocks_ran_under_vmap():
+    model, x, y = _mlp_problem()
+    op = HessianOperator(model, mse, (x, y), progress=False)
+    op.dense()
+    assert op.batched_products is True
+    x2 = torch.tensor([[1.0, 2.0], [3.0, 1.0]], dtype=DT)
+    old = HessianOperator(_OldStyleModel(), mse, (x2, torch.zeros(2, dtype=DT)), progress=False)
+    with pytest.warns(RuntimeWarning, match="fell back"):
+        old.dense()
+    assert old.batched_products is False and "looped" in repr(old)
+
+
 def test_dense_cache_and_in_place_symmetrisation():
     model, x, y = _mlp_problem()
     op = HessianOperator(model, mse, (x, y), chunk_size=5, progress=False)

@@ -94,6 +94,31 @@ def test_torch_rnns_run_and_rescale_their_kernels(cls, batch_first):
     assert "max_steps=2" in result.reason
 
 
+def test_take_step_is_one_step_of_run():
+    """``take_step()`` N times moves the weights and writes the history exactly as
+    ``run(num_steps=N)``; ``run()`` then goes on from there."""
+    def pretrainer():
+        torch.manual_seed(0)
+        net = nn.GRU(3, 6, num_layers=2, batch_first=True)
+        return net, LSCPretrainer(net, max_steps=5, batch_size=4, seq_len=5, progress=False,
+                                  seed=3)
+
+    net_a, a = pretrainer()
+    net_b, b = pretrainer()
+    net_b.train()
+    records = [b.take_step() for _ in range(3)]
+    assert net_b.training  # the mode is restored
+    with pytest.warns(RuntimeWarning):
+        a.run(num_steps=3)
+    assert [r["step"] for r in records] == [0, 1, 2] and b.step == a.step == 3
+    assert records == b.history and b.history == a.history
+    assert b.radii_before == a.radii_before
+    for (k, pa), pb in zip(net_a.named_parameters(), net_b.parameters(), strict=True):
+        torch.testing.assert_close(pb, pa, rtol=0, atol=0, msg=k)
+    with pytest.warns(RuntimeWarning):
+        assert b.run().steps == 5
+
+
 def test_single_layer_rnn_default_target_is_one_and_unbalanced_split():
     rnn = nn.GRU(2, 4)
     pre = LSCPretrainer(rnn, max_steps=1, batch_size=2, seq_len=3, progress=False)
