@@ -383,7 +383,7 @@ class LSCPretrainer:
             self.model.train(was_training)
 
     def take_step(self) -> dict[str, Any]:
-        """One pre-training step, as :meth:`run` takes each: measure every transition's
+        r"""One pre-training step, as :meth:`run` takes each: measure every transition's
         radius on the next batch, take the gradient step on the mean of
         $(\bar\rho - \text{target})^2$ and rescale (and maybe shuffle) the drivers. The first
         step (of this or :meth:`run`) also measures the radii before. Nothing of the end of a
