@@ -39,3 +39,35 @@ def test_docstring_examples_use_the_section_griffe_renders_as_code(package):
             if re.fullmatch(r"\s*Example:\s*", line) or "# doctest:" in line:
                 offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not offenders, "write 'Examples:' and no doctest flags:\n" + "\n".join(offenders)
+
+
+# a LaTeX command in a docstring that is not a raw string loses its backslash to an escape:
+# "\text" becomes a tab + "ext", "\bar" a backspace, "\frac" a form feed ... and the page shows
+# broken math; the same characters pasted into a Markdown page do the same
+_ESCAPED = re.compile(r"[\t\x07\x08\x0b\x0c]")
+
+
+def _docstrings(path: Path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=False)
+            if doc is not None:
+                yield getattr(node, "name", "<module>"), node.body[0].lineno, doc
+
+
+def test_no_docstring_or_page_holds_an_escaped_latex_command():
+    offenders = []
+    for package in ("recurrent_params", "optim", "diagnostics", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for name, line, doc in _docstrings(path):
+                if _ESCAPED.search(doc):
+                    offenders.append(f"{path.relative_to(ROOT)}:{line} ({name})")
+    for path in sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]:
+        for i, text in enumerate(path.read_text().splitlines(), 1):
+            if _ESCAPED.search(text):
+                offenders.append(f"{path.relative_to(ROOT)}:{i}")
+    assert not offenders, ("a control character where a LaTeX backslash was meant (make the "
+                           "docstring r\"\"\"...\"\"\"):\n" + "\n".join(offenders))
