@@ -79,7 +79,7 @@ from recurrent_params.experiments.spike_encoding import threshold_crossing
 __all__ = ["TASKS", "CELLS", "PRESETS", "ImageTask", "load_images", "standin_images",
            "build_net", "make_optimizer", "hidden_gradient_norms", "probe_times", "sizes_for",
            "train_run",
-           "run_long", "group_runs", "summary_table", "markdown_table", "summarize"]
+           "run_long", "group_runs", "summary_table", "markdown_table", "summarize", "mean_sd_text"]
 
 TASKS = ("smnist", "fashion")
 CELLS = ("lstm", "gru", "alif")
@@ -643,6 +643,12 @@ def run_long(args) -> dict | None:
                                          for r in runs]}
 
 
+def mean_sd_text(mean: float, sd: float, seeds: int) -> str:
+    """``"37.3 +- 3.1"`` over several seeds; ``"27.9 (1 seed)"`` for one, whose spread is
+    unknown, not 0."""
+    return f"{mean:.1f} +- {sd:.1f}" if seeds > 1 else f"{mean:.1f} (1 seed)"
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     t = torch.tensor(values, dtype=torch.float64)
     return float(t.mean()), float(t.std()) if len(t) > 1 else 0.0
@@ -716,8 +722,8 @@ def markdown_table(rows: list[dict]) -> str:
              "log10 grad norm at t = 0 per layer, start / end |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['net']} | {r['depth']} | {r['init']} | {r['seeds']} | "
-                     f"{100 * r['test_acc_mean']:.1f} +- {100 * r['test_acc_sd']:.1f} | "
+        acc = mean_sd_text(100 * r["test_acc_mean"], 100 * r["test_acc_sd"], r["seeds"])
+        lines.append(f"| {r['net']} | {r['depth']} | {r['init']} | {r['seeds']} | {acc} | "
                      f"{r['best_epochs']} | {r['epochs_run']} | {r['radii']} | "
                      f"{r['radii_end']} | {r['log10_grad_t0_start']} / "
                      f"{r['log10_grad_t0_end']} |")

@@ -23,7 +23,7 @@ import math
 import statistics
 from pathlib import Path
 
-from recurrent_params.experiments.lsc_long import group_runs
+from recurrent_params.experiments.lsc_long import group_runs, mean_sd_text
 
 __all__ = ["INIT_COLORS", "plot_gradient_grid", "plot_traces", "lsc_outcome_table",
            "compact_table", "mean_radius"]
@@ -95,8 +95,8 @@ def plot_gradient_grid(runs: list[dict], path: Path, key: str = "grad_norms_star
 def plot_traces(runs: list[dict], path: Path) -> bool:
     """Validation accuracy and loss, log10 gradient norm at $t = 0$ of layer 0, the mean time
     radius and the mean depth radius of layers 1 and up against the optimiser step for every
-    run with a ``trace`` (one line per seed, colour per init). Returns whether there was
-    anything to plot."""
+    run with a ``trace`` (one line per run, colour per init, line style per network when
+    there are several). Returns whether there was anything to plot."""
     traced = [r for r in runs if r.get("trace")]
     if not traced:
         return False
@@ -109,22 +109,25 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
 
     fig, grid = plt.subplots(2, 3, figsize=(12, 6.6))
     axes, legend_ax = list(grid.flat[:5]), grid.flat[5]
+    nets = sorted({(r["cell"], r["depth"]) for r in traced}, key=lambda n: (n[0], n[1]))
+    styles = dict(zip(nets, ("-", "--", ":", "-."), strict=False))  # one per network
     seen = set()
     rank = {init: i for i, init in enumerate(INIT_COLORS)}
     for r in sorted(traced, key=lambda r: (rank.get(r["init"], len(rank)), r["init"], r["seed"])):
-        color = INIT_COLORS.get(r["init"], "black")
+        style = dict(color=INIT_COLORS.get(r["init"], "black"),
+                     linestyle=styles.get((r["cell"], r["depth"]), "-"))
         label = None if r["init"] in seen else r["init"]
         seen.add(r["init"])
         steps = [0] + [p["step"] for p in r["trace"]]
         g0 = [r["grad_norms_start"]] + [p["grad_norms"] for p in r["trace"]]
         radii = [r["radii_start"]] + [p["radii"] for p in r["trace"]]
-        axes[0].plot(steps[1:], [100 * p["val_acc"] for p in r["trace"]], color=color,
-                     label=label)
-        axes[1].plot(steps[1:], [p["val_loss"] for p in r["trace"]], color=color)
-        axes[2].plot(steps, [_log10(g["layer0"][0]) for g in g0], color=color)
+        axes[0].plot(steps[1:], [100 * p["val_acc"] for p in r["trace"]], label=label,
+                     **style)
+        axes[1].plot(steps[1:], [p["val_loss"] for p in r["trace"]], **style)
+        axes[2].plot(steps, [_log10(g["layer0"][0]) for g in g0], **style)
         for ax, kind in ((axes[3], "time"), (axes[4], "depth")):
             ax.plot(steps, [mean_radius([{"radii": rd}], "radii", kind, kind == "depth")
-                            for rd in radii], color=color)
+                            for rd in radii], **style)
     axes[0].set_ylabel("validation accuracy (%)")
     axes[1].set_ylabel("validation loss")
     axes[2].set_ylabel("log10 E|dL/ds| at t = 0, layer 0")
@@ -133,10 +136,16 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
     for ax in axes:
         ax.set_xlabel("optimiser step")
     legend_ax.axis("off")
-    legend_ax.legend(*axes[0].get_legend_handles_labels(), loc="center", title="init")
-    name = {r["cell"].upper() + f" x{r['depth']}" for r in traced}
-    fig.suptitle(", ".join(sorted(name)) + f" ({traced[0]['task']}, one line per seed)",
-                 fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(nets) > 1:  # the line style tells the networks apart
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color="black", linestyle=styles[n]) for n in nets]
+        labels += [f"{c.upper()} x{d}" for c, d in nets]
+    legend_ax.legend(handles, labels, loc="center", title="init (colour), network (line)"
+                     if len(nets) > 1 else "init")
+    name = [f"{c.upper()} x{d}" for c, d in nets]
+    fig.suptitle(", ".join(name) + f" ({traced[0]['task']}, one line per run)", fontsize=9)
     save_figure(fig, path)
     return True
 
@@ -221,6 +230,7 @@ def compact_table(runs: list[dict]) -> str:
                         mean_radius(rs, "radii_end", "depth", True), ".2f")
         low = arrow(grad(rs, "grad_norms_start", "low"), grad(rs, "grad_norms_end", "low"), ".0f")
         top = arrow(grad(rs, "grad_norms_start", "top"), grad(rs, "grad_norms_end", "top"), ".0f")
-        lines.append(f"| {cell.upper()} x{depth} | {init} | {mean:.1f} +- {sd:.1f} | {epochs} | "
+        lines.append(f"| {cell.upper()} x{depth} | {init} | {mean_sd_text(mean, sd, len(accs))} | "
+                     f"{epochs} | "
                      f"{time_r} | {depth_r} | {low} | {top} |")
     return "\n".join(lines)

@@ -70,6 +70,9 @@ def test_smnist_quick_runs_on_the_stand_in_and_records_radii_and_gradients(tmp_p
         assert f"{rec['best_epoch'] + 1}/{rec['epochs_run']}" in row
         time_start = [v for k, v in rec["radii_start"].items() if k.endswith(".time")]
         assert f"{sum(time_start) / len(time_start):.2f} -> " in row
+        # one seed: its accuracy, with no spread (a "+- 0.0" would claim one)
+        assert f"| {100 * rec['test_acc']:.1f} (1 seed) |" in row and "+-" not in row
+    assert "(1 seed)" in (out / "lsc_long.md").read_text()
     assert not (out / "lsc_long_trace.png").exists()  # traced runs only
     assert not list((out / "lsc_long_checkpoints").glob("*.pt"))  # cleaned up
 
@@ -321,3 +324,8 @@ def test_measure_numbers_are_consistent():
     assert m["step_s"] > 0 and m["lsc_step_s"] >= 0
     assert m["ratio"] == pytest.approx(m["lsc_step_s"] / m["step_s"])
     assert out["total_s"] == pytest.approx(m["sweep_s"]) and m["sweep_s"] > 0
+
+
+def test_mean_sd_text_shows_a_spread_only_over_several_seeds():
+    assert lsc_long.mean_sd_text(37.31, 3.14, 3) == "37.3 +- 3.1"
+    assert lsc_long.mean_sd_text(27.94, 0.0, 1) == "27.9 (1 seed)"
