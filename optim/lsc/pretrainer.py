@@ -13,6 +13,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -375,12 +376,8 @@ class LSCPretrainer:
             ``num_steps`` it keeps its current weights so that ``run()`` can continue. The
             model is measured in ``eval()`` mode (no dropout); its mode is restored.
         """
-        was_training = self.model.training
-        self.model.eval()  # dropout would make the Jacobian rows disagree
-        try:
+        with self._in_eval_mode():
             return self._run(num_steps)
-        finally:
-            self.model.train(was_training)
 
     def take_step(self) -> dict[str, Any]:
         r"""One pre-training step, as :meth:`run` takes each: measure every transition's
@@ -396,14 +393,21 @@ class LSCPretrainer:
             The step's record, the last entry of :attr:`history`: ``radii``, ``loss``,
             ``max_dev``, ``window_dev``, ``floored`` and ``step``.
         """
+        with self._in_eval_mode():
+            self._begin()
+            self._one_step(self._default_tolerance())
+        return self.history[-1]
+
+    @contextlib.contextmanager
+    def _in_eval_mode(self):
+        """The model in ``eval()`` mode (dropout would make the Jacobian rows disagree), its
+        own mode restored afterwards."""
         was_training = self.model.training
         self.model.eval()
         try:
-            self._begin()
-            self._one_step(self._default_tolerance())
+            yield
         finally:
             self.model.train(was_training)
-        return self.history[-1]
 
     def _begin(self) -> None:
         """The first measurement (radii and saturation before), once; the model kind."""

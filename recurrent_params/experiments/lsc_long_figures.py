@@ -109,7 +109,7 @@ def plot_traces(runs: list[dict], path: Path) -> bool:
 
     fig, grid = plt.subplots(2, 3, figsize=(12, 6.6))
     axes, legend_ax = list(grid.flat[:5]), grid.flat[5]
-    nets = sorted({(r["cell"], r["depth"]) for r in traced}, key=lambda n: (n[0], n[1]))
+    nets = sorted({(r["cell"], r["depth"]) for r in traced})
     styles = dict(zip(nets, ("-", "--", ":", "-."), strict=False))  # one per network
     seen = set()
     rank = {init: i for i, init in enumerate(INIT_COLORS)}
